@@ -1,0 +1,39 @@
+# `make run` installs everything and runs the gateway; `make test` installs everything and runs
+# every test. Both work on a fresh clone with only python3 (3.11+) on the machine.
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+PYTHON ?= python3
+# The PostgreSQL the tests also run on (each session makes and drops its own scratch database).
+GATEWAY_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+export GATEWAY_TEST_POSTGRES_URL
+
+.PHONY: install run test lint postgres
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+run: install
+	$(BIN)/flask --app app db upgrade
+	@$(BIN)/flask --app app credentials
+	@echo "Gateway on http://127.0.0.1:$(PORT) (console transport; Ctrl-C stops it)"
+	PORT=$(PORT) $(BIN)/honcho start web
+
+test: install postgres lint
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check gateway tests migrations bench app.py
+
+# Start the machine's PostgreSQL cluster if it is installed but down.
+postgres:
+	@pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null \
+	  || (command -v pg_ctlcluster >/dev/null \
+	      && pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | tail -n 1) main start \
+	      && sleep 2) \
+	  || echo "PostgreSQL is not reachable: the PostgreSQL half of the database tests will be skipped"

@@ -1,0 +1,67 @@
+"""SMS consent and messaging gateway: the application factory."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, current_app, jsonify
+from werkzeug.exceptions import HTTPException
+
+from gateway.config import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
+    """Build the app from the environment; ``test_config`` overrides environment variables."""
+    env = {**os.environ, **(test_config or {})}
+    instance_path = env.get("GATEWAY_INSTANCE_PATH") or None
+    app = Flask(__name__, instance_path=instance_path)
+    settings = load_settings(env, Path(app.instance_path))
+    app.extensions["gateway.settings"] = settings
+    app.config["MAX_CONTENT_LENGTH"] = 256 * 1024
+    app.json.sort_keys = False
+
+    from gateway import api, cli, db, health, openapi, webhooks
+
+    db.init_app(app, settings.database_url)
+    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(openapi.bp)
+    app.register_blueprint(health.bp)
+    cli.init_app(app)
+    _register_error_handlers(app)
+    _configure_logging()
+    return app
+
+
+def current_settings() -> Settings:
+    return current_app.extensions["gateway.settings"]
+
+
+def _register_error_handlers(app: Flask) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Any:
+        return jsonify(error=exc.description), exc.code
+
+    @app.errorhandler(OperationalError)
+    def _database_unavailable(exc: OperationalError) -> Any:
+        # Twilio then tries the number's fallback URL; the scheduling system retries.
+        log.error("database unavailable: %s", type(exc.orig).__name__)
+        return jsonify(error="database unavailable"), 503
+
+
+def _configure_logging() -> None:
+    logger = logging.getLogger("gateway")
+    if logger.handlers or logging.getLogger().handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)

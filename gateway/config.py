@@ -1,0 +1,338 @@
+"""Settings from the environment and the practices file (TOML).
+
+Everything is validated here, at start-up, and a problem stops the gateway with a message that
+names the key: ``practices.alluring.time_zone: unknown time zone 'America/New_Yrok'``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from gateway import phone
+from gateway.domain import Category
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_PRACTICES_FILE = PROJECT_ROOT / "practices.example.toml"
+
+_SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+_MESSAGING_SERVICE_SID = re.compile(r"^MG[0-9a-f]{32}$")  # as Twilio sends it: lower-case hex
+_LANGUAGES = ("en", "es")
+
+
+class ConfigError(Exception):
+    """The configuration is wrong; the message names the key and the problem."""
+
+
+@dataclass(frozen=True)
+class Practice:
+    """One practice from the practices file."""
+
+    slug: str
+    name: str
+    time_zone: str
+    help_contact: str
+    #: category -> E.164 number or Messaging Service SID
+    senders: Mapping[Category, str]
+    website: str | None = None
+    #: the frequency disclosure in HELP and opt-in replies
+    frequency: str = "Msg frequency varies."
+    #: language of replies when the patient's is unknown
+    language: str = "en"
+    #: youngest patient the practice texts at all (None: no age policy)
+    minimum_age: int | None = None
+    #: below this age, care messages go to the guardian's number
+    guardian_required_under: int = 18
+    sms_log_retention_years: int = 7
+    consent_proof_retention_years: int = 6
+
+    def categories_for_sender(self, sender: str) -> tuple[Category, ...]:
+        """The categories a sender (number or Messaging Service SID) carries, in a fixed order."""
+        return tuple(c for c in Category if self.senders.get(c) == sender)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The gateway's settings, read once at start-up."""
+
+    database_url: str
+    practices: Mapping[str, Practice]
+    api_tokens: tuple[str, ...]
+    twilio_auth_token: str
+    twilio_account_sid: str | None = None
+    twilio_api_base_url: str | None = None
+    public_base_url: str | None = None
+    environment: str = "development"
+    #: sender (E.164 or MG SID) -> (practice slug, categories)
+    _senders: Mapping[str, tuple[str, tuple[Category, ...]]] = field(
+        default_factory=dict, repr=False
+    )
+
+    def __post_init__(self) -> None:
+        senders = {}
+        for practice in self.practices.values():
+            for sender in practice.senders.values():
+                senders[sender] = (practice.slug, practice.categories_for_sender(sender))
+        object.__setattr__(self, "_senders", senders)
+
+    def resolve_sender(
+        self, to: str | None, messaging_service_sid: str | None = None
+    ) -> tuple[Practice, tuple[Category, ...]] | None:
+        """The practice and categories of the sender a patient texted, or None if not ours."""
+        for key in (messaging_service_sid, to):
+            if key and key in self._senders:
+                slug, categories = self._senders[key]
+                return self.practices[slug], categories
+        return None
+
+
+def load_settings(env: Mapping[str, str], instance_path: Path) -> Settings:
+    """Build Settings from environment-style variables; raises ConfigError."""
+    environment = env.get("GATEWAY_ENV", "development").strip() or "development"
+    if environment not in ("development", "production", "test"):
+        raise ConfigError(
+            f"GATEWAY_ENV: must be development, production or test, not {environment!r}"
+        )
+    production = environment == "production"
+
+    config_path = Path(env.get("GATEWAY_CONFIG") or EXAMPLE_PRACTICES_FILE)
+    practices = load_practices(config_path)
+
+    database_url = env.get("DATABASE_URL") or f"sqlite:///{instance_path / 'gateway.sqlite3'}"
+    database_url = _sqlalchemy_url(database_url)
+
+    tokens = tuple(t.strip() for t in env.get("GATEWAY_API_TOKEN", "").split(",") if t.strip())
+    auth_token = env.get("TWILIO_AUTH_TOKEN", "").strip()
+    public_base_url = (env.get("PUBLIC_BASE_URL") or "").strip().rstrip("/") or None
+    if production:
+        if not tokens:
+            raise ConfigError("GATEWAY_API_TOKEN: required when GATEWAY_ENV=production")
+        if not auth_token:
+            raise ConfigError("TWILIO_AUTH_TOKEN: required when GATEWAY_ENV=production")
+        if not public_base_url:
+            raise ConfigError("PUBLIC_BASE_URL: required when GATEWAY_ENV=production")
+    if not tokens or not auth_token:
+        dev = development_secrets(instance_path)
+        tokens = tokens or (dev["api_token"],)
+        auth_token = auth_token or dev["twilio_auth_token"]
+    for token in tokens:
+        if len(token) < 16:
+            raise ConfigError("GATEWAY_API_TOKEN: each token needs at least 16 characters")
+
+    if public_base_url and not re.match(r"^https?://[^/\s]+(/\S*)?$", public_base_url):
+        raise ConfigError(f"PUBLIC_BASE_URL: not an http(s) URL: {public_base_url!r}")
+    api_base = (env.get("TWILIO_API_BASE_URL") or "").strip().rstrip("/") or None
+    if api_base and not re.match(r"^https?://[^/\s]+(/\S*)?$", api_base):
+        raise ConfigError(f"TWILIO_API_BASE_URL: not an http(s) URL: {api_base!r}")
+
+    return Settings(
+        database_url=database_url,
+        practices=practices,
+        api_tokens=tokens,
+        twilio_auth_token=auth_token,
+        twilio_account_sid=(env.get("TWILIO_ACCOUNT_SID") or "").strip() or None,
+        twilio_api_base_url=api_base,
+        public_base_url=public_base_url,
+        environment=environment,
+    )
+
+
+def development_secrets(instance_path: Path) -> dict[str, str]:
+    """Random local secrets kept in the instance folder, for running without a Twilio account.
+
+    ``flask --app app credentials`` shows them; production refuses to start without real ones.
+    """
+    path = instance_path / "dev-secrets.json"
+    if path.exists():
+        try:
+            values = json.loads(path.read_text())
+            if isinstance(values["api_token"], str) and isinstance(
+                values["twilio_auth_token"], str
+            ):
+                return values
+        except (ValueError, KeyError, TypeError):
+            pass
+        raise ConfigError(f"{path}: unreadable development secrets; delete the file to renew them")
+    instance_path.mkdir(parents=True, exist_ok=True)
+    values = {"api_token": secrets.token_urlsafe(24), "twilio_auth_token": secrets.token_hex(16)}
+    # created 0600, never readable by others even for a moment (write_text then chmod would be)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(json.dumps(values, indent=2))
+    path.chmod(0o600)
+    return values
+
+
+def _sqlalchemy_url(url: str) -> str:
+    """Accept the URLs hosting platforms hand out (``postgres://``); use the psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+# --- the practices file -------------------------------------------------------------------------
+
+_PRACTICE_KEYS = {
+    "name", "time_zone", "help_contact", "senders", "website", "frequency", "language", "age",
+    "retention",
+}  # fmt: skip
+_AGE_KEYS = {"minimum", "guardian_required_under"}
+_RETENTION_KEYS = {"sms_logs_years", "consent_proof_years"}
+
+
+def load_practices(path: Path) -> dict[str, Practice]:
+    """Read and validate the practices file; raises ConfigError naming the key."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"GATEWAY_CONFIG: no such file: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"GATEWAY_CONFIG: {path} is not valid TOML: {exc}") from None
+    return parse_practices(data)
+
+
+def parse_practices(data: Mapping[str, object]) -> dict[str, Practice]:
+    """Validate the parsed practices document."""
+    unknown = set(data) - {"practices"}
+    if unknown:
+        raise ConfigError(f"{sorted(unknown)[0]}: unknown top-level key (expected [practices.*])")
+    tables = data.get("practices")
+    if not isinstance(tables, dict) or not tables:
+        raise ConfigError("practices: at least one [practices.<slug>] table is required")
+    practices: dict[str, Practice] = {}
+    owner: dict[str, str] = {}
+    for slug, table in tables.items():
+        practice = _parse_practice(slug, table)
+        for category, sender in practice.senders.items():
+            if sender in owner and owner[sender] != slug:
+                raise ConfigError(
+                    f"practices.{slug}.senders.{category.value}: {sender} is already a sender "
+                    f"of practice {owner[sender]!r}"
+                )
+            owner[sender] = slug
+        practices[slug] = practice
+    return practices
+
+
+def _parse_practice(slug: str, table: object) -> Practice:
+    key = f"practices.{slug}"
+    if not _SLUG.fullmatch(slug):
+        raise ConfigError(f"{key}: the slug must be lower-case letters, digits, '-' or '_'")
+    if not isinstance(table, dict):
+        raise ConfigError(f"{key}: must be a table")
+    _no_unknown_keys(key, table, _PRACTICE_KEYS)
+
+    name = _required_str(table, key, "name")
+    time_zone = _required_str(table, key, "time_zone")
+    try:
+        ZoneInfo(time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{key}.time_zone: unknown time zone {time_zone!r}") from None
+    help_contact = _required_str(table, key, "help_contact")
+
+    senders_table = table.get("senders")
+    if not isinstance(senders_table, dict) or not senders_table:
+        raise ConfigError(
+            f"{key}.senders: a table mapping categories to sender numbers is required"
+        )
+    senders: dict[Category, str] = {}
+    for category_name, value in senders_table.items():
+        try:
+            category = Category(category_name)
+        except ValueError:
+            allowed = ", ".join(c.value for c in Category)
+            raise ConfigError(
+                f"{key}.senders.{category_name}: unknown category (expected {allowed})"
+            ) from None
+        senders[category] = _sender(f"{key}.senders.{category_name}", value)
+
+    language = table.get("language", "en")
+    if language not in _LANGUAGES:
+        raise ConfigError(f"{key}.language: must be one of {', '.join(_LANGUAGES)}")
+
+    age = table.get("age", {})
+    if not isinstance(age, dict):
+        raise ConfigError(f"{key}.age: must be a table")
+    _no_unknown_keys(f"{key}.age", age, _AGE_KEYS)
+    retention = table.get("retention", {})
+    if not isinstance(retention, dict):
+        raise ConfigError(f"{key}.retention: must be a table")
+    _no_unknown_keys(f"{key}.retention", retention, _RETENTION_KEYS)
+    minimum_age = _int(age, f"{key}.age", "minimum", None, 0, 25)
+    guardian_under = _int(age, f"{key}.age", "guardian_required_under", 18, 0, 25)
+    sms_years = _int(retention, f"{key}.retention", "sms_logs_years", 7, 1, 50)
+    consent_years = _int(retention, f"{key}.retention", "consent_proof_years", 6, 6, 50)
+
+    return Practice(
+        slug=slug,
+        name=name,
+        time_zone=time_zone,
+        help_contact=help_contact,
+        senders=senders,
+        website=_optional_str(table, key, "website"),
+        frequency=_optional_str(table, key, "frequency") or "Msg frequency varies.",
+        language=language,
+        minimum_age=minimum_age,
+        guardian_required_under=guardian_under,
+        sms_log_retention_years=sms_years,
+        consent_proof_retention_years=consent_years,
+    )
+
+
+def _sender(key: str, value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{key}: must be an E.164 number or a Messaging Service SID (MG...)")
+    value = value.strip()
+    if value.startswith("MG"):
+        if not _MESSAGING_SERVICE_SID.match(value):
+            raise ConfigError(
+                f"{key}: {value!r} is not a Messaging Service SID (MG + 32 lower-case hex)"
+            )
+        return value
+    try:
+        return phone.normalize(value)
+    except phone.InvalidPhoneNumber as exc:
+        raise ConfigError(f"{key}: {value!r} is {exc}") from None
+
+
+def _no_unknown_keys(key: str, table: Mapping[str, object], allowed: set[str]) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"{key}.{unknown[0]}: unknown key (allowed: {', '.join(sorted(allowed))})"
+        )
+
+
+def _required_str(table: Mapping[str, object], key: str, name: str) -> str:
+    value = table.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{key}.{name}: required, a non-empty string")
+    return value.strip()
+
+
+def _optional_str(table: Mapping[str, object], key: str, name: str) -> str | None:
+    value = table.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{key}.{name}: must be a non-empty string")
+    return value.strip()
+
+
+def _int(
+    table: Mapping[str, object], key: str, name: str, default: int | None, low: int, high: int
+) -> int | None:
+    value = table.get(name, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(f"{key}.{name}: must be a whole number from {low} to {high}")
+    return value

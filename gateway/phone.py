@@ -1,0 +1,86 @@
+"""Phone numbers: parse anything a person types into E.164, mask for logs, find time zones.
+
+Pure functions over the ``phonenumbers`` library; no I/O.
+"""
+
+from __future__ import annotations
+
+import phonenumbers
+from phonenumbers import timezone as pn_timezone
+
+DEFAULT_REGION = "US"
+
+#: phonenumbers' answer when it cannot place a number
+_UNKNOWN_ZONE = "Etc/Unknown"
+
+
+class InvalidPhoneNumber(ValueError):
+    """The text is not a valid, dialable phone number."""
+
+
+def parse(text: str, region: str = DEFAULT_REGION) -> phonenumbers.PhoneNumber:
+    """Parse ``text`` (``+1 (786) 305-8649``, ``786.305.8649``, ``tel:+1...``) or raise."""
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidPhoneNumber("empty phone number")
+    cleaned = text.strip()
+    if cleaned.lower().startswith("tel:"):
+        cleaned = cleaned[4:]
+    if len(cleaned) > 40:
+        raise InvalidPhoneNumber("phone number too long")
+    try:
+        number = phonenumbers.parse(cleaned, region)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidPhoneNumber(f"not a phone number ({exc._msg})") from None
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidPhoneNumber("not a valid phone number")
+    return number
+
+
+def normalize(text: str, region: str = DEFAULT_REGION) -> str:
+    """The E.164 form of ``text`` (``+17863058649``); raises InvalidPhoneNumber."""
+    return phonenumbers.format_number(parse(text, region), phonenumbers.PhoneNumberFormat.E164)
+
+
+def is_e164(text: str) -> bool:
+    """True when ``text`` is already a valid number in canonical E.164 form."""
+    try:
+        return normalize(text) == text
+    except InvalidPhoneNumber:
+        return False
+
+
+def mask(e164: str | None) -> str:
+    """A loggable form that keeps the country code and the last four digits: ``+1******8649``."""
+    if not e164:
+        return "-"
+    digits = e164.lstrip("+")
+    if len(digits) <= 4:
+        return "*" * len(digits)
+    country = _country_code(digits)
+    national = digits[len(country) :]
+    # the last four digits, but never the whole number: at least half the rest stays hidden
+    shown = min(4, len(national) // 2)
+    return f"+{country}{'*' * (len(national) - shown)}{national[len(national) - shown :]}"
+
+
+def _country_code(digits: str) -> str:
+    """The calling code ``digits`` starts with (1 to 3 digits; the codes are prefix-free)."""
+    for length in (1, 2, 3):
+        prefix = digits[:length]
+        if prefix.isdigit() and int(prefix) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            return prefix
+    return ""
+
+
+def time_zones(e164: str) -> tuple[str, ...]:
+    """The IANA zones the number's prefix is assigned to; empty when unknown or too broad.
+
+    A US area code usually maps to one zone; toll-free and non-geographic numbers map to dozens,
+    which tells nothing, so those give an empty tuple (the caller falls back to the practice's).
+    """
+    try:
+        zones = pn_timezone.time_zones_for_number(parse(e164))
+    except InvalidPhoneNumber:
+        return ()
+    zones = tuple(z for z in zones if z != _UNKNOWN_ZONE)
+    return zones if 0 < len(zones) <= 4 else ()
