@@ -1,0 +1,129 @@
+"""The consent ledger: append events, derive the current state per category.
+
+State is per (practice, phone, category). Each change is a new ``ConsentEvent``; the current
+state is the newest event by ``occurred_at`` (ties broken by insertion order), so an older event
+recorded late, or a replay, never overrides a newer one. No event yet means ``implied`` for
+transactional messages (the patient gave the practice the number) and ``none`` for marketing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.domain import Action, Category, ConsentStatus, Source
+from gateway.models import ConsentEvent, utcnow
+
+_STATUS_OF_ACTION = {
+    Action.OPT_IN.value: ConsentStatus.OPTED_IN,
+    Action.OPT_OUT.value: ConsentStatus.OPTED_OUT,
+}
+_NO_EVENT_STATUS = {
+    Category.TRANSACTIONAL: ConsentStatus.IMPLIED,
+    Category.MARKETING: ConsentStatus.NONE,
+}
+_MAY_SEND = {
+    Category.TRANSACTIONAL: {ConsentStatus.IMPLIED, ConsentStatus.OPTED_IN},
+    Category.MARKETING: {ConsentStatus.OPTED_IN},
+}
+
+
+@dataclass(frozen=True)
+class ConsentState:
+    """The current consent of one category, and the event that set it (None: no event yet)."""
+
+    category: Category
+    status: ConsentStatus
+    event: ConsentEvent | None = None
+
+    @property
+    def since(self) -> datetime | None:
+        return self.event.occurred_at if self.event else None
+
+    @property
+    def source(self) -> str | None:
+        return self.event.source if self.event else None
+
+    @property
+    def allows_sending(self) -> bool:
+        return self.status in _MAY_SEND[self.category]
+
+
+def record(
+    session: Session,
+    *,
+    practice: str,
+    phone: str,
+    category: Category,
+    action: Action,
+    source: Source,
+    occurred_at: datetime | None = None,
+    evidence: Mapping[str, Any] | None = None,
+    inbound_message_id: int | None = None,
+) -> ConsentEvent:
+    """Append one event (flushed, not committed: the caller owns the transaction)."""
+    now = utcnow()
+    event = ConsentEvent(
+        practice=practice,
+        phone=phone,
+        category=category.value,
+        action=action.value,
+        source=source.value,
+        occurred_at=occurred_at or now,
+        recorded_at=now,
+        evidence=dict(evidence or {}),
+        inbound_message_id=inbound_message_id,
+    )
+    session.add(event)
+    session.flush()
+    return event
+
+
+def current(
+    session: Session, practice: str, phone: str, categories: Iterable[Category] = tuple(Category)
+) -> dict[Category, ConsentState]:
+    """The current state of each category for one number, in one query."""
+    wanted = tuple(categories)
+    events = session.scalars(
+        select(ConsentEvent)
+        .where(
+            ConsentEvent.practice == practice,
+            ConsentEvent.phone == phone,
+            ConsentEvent.category.in_([c.value for c in wanted]),
+        )
+        .order_by(ConsentEvent.occurred_at.desc(), ConsentEvent.id.desc())
+    )
+    newest: dict[Category, ConsentEvent] = {}
+    for event in events:
+        newest.setdefault(Category(event.category), event)
+        if len(newest) == len(wanted):
+            break
+    return {category: state_from(category, newest.get(category)) for category in wanted}
+
+
+def state_from(category: Category, event: ConsentEvent | None) -> ConsentState:
+    """The state an event leaves its category in (pure)."""
+    if event is None:
+        return ConsentState(category, _NO_EVENT_STATUS[category])
+    return ConsentState(category, _STATUS_OF_ACTION[event.action], event)
+
+
+def may_send(session: Session, practice: str, phone: str, category: Category) -> bool:
+    """Whether consent allows a message of ``category`` to this number right now."""
+    return current(session, practice, phone, (category,))[category].allows_sending
+
+
+def history(session: Session, practice: str, phone: str) -> list[ConsentEvent]:
+    """Every event for the number, oldest first (the proof a lawyer asks for)."""
+    return list(
+        session.scalars(
+            select(ConsentEvent)
+            .where(ConsentEvent.practice == practice, ConsentEvent.phone == phone)
+            .order_by(ConsentEvent.occurred_at, ConsentEvent.id)
+        )
+    )

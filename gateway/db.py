@@ -1,0 +1,73 @@
+"""Engine and per-request sessions: ``get_session()`` lazily on ``g``, closed at teardown."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, current_app, g
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine with the settings this gateway relies on.
+
+    SQLite: WAL, foreign keys, a busy timeout, and ``BEGIN IMMEDIATE`` so that a transaction that
+    reads and then writes waits for the single writer instead of failing with "database is locked".
+    """
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None  # let the "begin" hook below issue BEGIN
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(connection: Any) -> None:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_size", 5)
+    kwargs.setdefault("max_overflow", 10)
+    return create_engine(url, **kwargs)
+
+
+class Database:
+    """The app's engine and session factory (``app.extensions["gateway.db"]``)."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = make_engine(url)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def init_app(app: Flask, url: str) -> Database:
+    database = Database(url)
+    app.extensions["gateway.db"] = database
+    app.teardown_appcontext(_close_session)
+    return database
+
+
+def get_database() -> Database:
+    return current_app.extensions["gateway.db"]
+
+
+def get_session() -> Session:
+    """The session of the current request or command, created on first use."""
+    if "db_session" not in g:
+        g.db_session = get_database().sessions()
+    return g.db_session
+
+
+def _close_session(_exc: BaseException | None) -> None:
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.close()

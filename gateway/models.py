@@ -1,0 +1,132 @@
+"""SQLAlchemy 2.0 typed models.
+
+Times are stored as timezone-aware UTC (``UTCDateTime`` gives aware values back on SQLite too).
+Consent events are append-only: an attempt to UPDATE one raises before it reaches the database.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    event,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every database (SQLite keeps no offset of its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Contact(Base):
+    """A phone number known to one practice, with what the gateway knows about it."""
+
+    __tablename__ = "contacts"
+    __table_args__ = (UniqueConstraint("practice", "phone", name="uq_contacts_practice_phone"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    practice: Mapped[str] = mapped_column(String(64))
+    phone: Mapped[str] = mapped_column(String(20))
+    #: language of the patient's last keyword ("en"/"es"): replies and reminders use it
+    language: Mapped[str | None] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class InboundMessage(Base):
+    """An SMS a patient sent, as Twilio delivered it to the inbound webhook; one per MessageSid."""
+
+    __tablename__ = "inbound_messages"
+    __table_args__ = (
+        Index("ix_inbound_practice_phone", "practice", "phone"),
+        Index("ix_inbound_review_open", "practice", "review_status", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    practice: Mapped[str] = mapped_column(String(64))
+    phone: Mapped[str] = mapped_column(String(20))
+    #: the practice's number (or Messaging Service SID) the patient texted
+    sender: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)
+    num_media: Mapped[int] = mapped_column(Integer, default=0)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    intent: Mapped[str] = mapped_column(String(32))
+    language: Mapped[str] = mapped_column(String(8))
+    keyword: Mapped[str | None] = mapped_column(String(32))
+    #: STOP/START/HELP when Twilio's Advanced Opt-Out handled the keyword (and replied itself)
+    opt_out_type: Mapped[str | None] = mapped_column(String(16))
+    #: the text the gateway answered with (None: an empty TwiML response); replayed on duplicates
+    reply: Mapped[str | None] = mapped_column(Text)
+    #: "open" for a possible opt-out awaiting staff review; None when no review is needed
+    review_status: Mapped[str | None] = mapped_column(String(16))
+
+
+class ConsentEvent(Base):
+    """One change of consent for (practice, phone, category). Appended, never edited.
+
+    The current state is the newest event by ``occurred_at`` (then ``id``), so an older event
+    that is recorded late never overrides a newer one.
+    """
+
+    __tablename__ = "consent_events"
+    __table_args__ = (
+        Index("ix_consent_current", "practice", "phone", "category", "occurred_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    practice: Mapped[str] = mapped_column(String(64))
+    phone: Mapped[str] = mapped_column(String(20))
+    category: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(32))
+    #: when the patient (or carrier, or staff) expressed it
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: when the gateway wrote it down
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    inbound_message_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"))
+    #: proof: MessageSid and body, keyword, disclosure text, IP, user agent, staff id, note
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
+
+
+@event.listens_for(ConsentEvent, "before_update")
+def _consent_events_are_append_only(mapper: Any, connection: Any, target: ConsentEvent) -> None:
+    raise RuntimeError("consent events are append-only; record a new event instead")
