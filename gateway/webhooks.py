@@ -1,0 +1,134 @@
+"""Twilio's webhooks: ``POST /webhooks/twilio/inbound`` (a message comes in).
+
+Order of work: check the signature (403, nothing written), validate the form (400/404 with a JSON
+reason), then hand a normalised ``InboundSms`` to the inbound service and answer TwiML.
+Bodies are never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from functools import wraps
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
+
+from gateway import current_settings, inbound, phone
+from gateway.db import get_session
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("webhooks", __name__, url_prefix="/webhooks/twilio")
+
+#: Twilio concatenates at most 10 segments: 1,600 characters
+MAX_BODY_CHARS = 1600
+_SID = re.compile(r"^[A-Za-z0-9]{2,64}$")
+
+
+class BadWebhook(Exception):
+    def __init__(self, reason: str, status: int = 400) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+def public_url() -> str:
+    """The URL Twilio called, as Twilio saw it: PUBLIC_BASE_URL + path + query when set.
+
+    Behind a TLS-terminating proxy the request reaches us as http://internal:8000/...; Twilio
+    signed https://public.example/..., so the configured public base wins.
+    """
+    base = current_settings().public_base_url
+    if not base:
+        return request.url
+    path = request.full_path
+    return base + (path[:-1] if path.endswith("?") else path)
+
+
+def signed_by_twilio(view: Any) -> Any:
+    """Reject requests whose X-Twilio-Signature does not match (403, before any other work)."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        signature = request.headers.get("X-Twilio-Signature", "")
+        validator = RequestValidator(current_settings().twilio_auth_token)
+        if not signature or not validator.validate(public_url(), request.form, signature):
+            log.warning("webhook %s rejected: missing or invalid X-Twilio-Signature", request.path)
+            return jsonify(error="missing or invalid X-Twilio-Signature"), 403
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def twiml(text: str | None = None) -> Response:
+    response = MessagingResponse()
+    if text:
+        response.message(text)
+    return Response(str(response), mimetype="application/xml")
+
+
+@bp.errorhandler(BadWebhook)
+def _bad_webhook(exc: BadWebhook) -> Any:
+    log.warning("webhook %s rejected: %s", request.path, exc.reason)
+    return jsonify(error=exc.reason), exc.status
+
+
+@bp.post("/inbound")
+@signed_by_twilio
+def inbound_message() -> Response:
+    form = request.form
+    sid = _required(form, "MessageSid", "SmsMessageSid", "SmsSid")
+    if not _SID.match(sid):
+        raise BadWebhook("MessageSid is not a Twilio SID")
+    from_raw = _required(form, "From")
+    to_raw = _required(form, "To")
+    body = form.get("Body", "")
+    if len(body) > MAX_BODY_CHARS:
+        raise BadWebhook(f"Body exceeds {MAX_BODY_CHARS} characters")
+    try:
+        num_media = int(form.get("NumMedia") or 0)
+    except ValueError:
+        raise BadWebhook("NumMedia is not a number") from None
+
+    to = _normalize_or_raw(to_raw)
+    resolved = current_settings().resolve_sender(to, form.get("MessagingServiceSid") or None)
+    if resolved is None:
+        raise BadWebhook("To is not a sender of any configured practice", status=404)
+    practice, categories = resolved
+    try:
+        from_phone = phone.normalize(from_raw)
+    except phone.InvalidPhoneNumber as exc:
+        # Nothing can be recorded against a number we cannot read; Twilio gets a valid answer.
+        log.warning("inbound sid=%s ignored: From %s", sid, exc)
+        return twiml()
+
+    sms = inbound.InboundSms(
+        message_sid=sid,
+        phone=from_phone,
+        sender=to,
+        practice=practice,
+        categories=categories,
+        body=body,
+        num_media=num_media,
+        opt_out_type=(form.get("OptOutType") or "").strip().upper() or None,
+    )
+    result = inbound.handle(get_session(), sms)
+    return twiml(result.reply)
+
+
+def _required(form: Any, *names: str) -> str:
+    for name in names:
+        value = (form.get(name) or "").strip()
+        if value:
+            return value
+    raise BadWebhook(f"{names[0]} is required")
+
+
+def _normalize_or_raw(value: str) -> str:
+    try:
+        return phone.normalize(value)
+    except phone.InvalidPhoneNumber:
+        return value
