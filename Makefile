@@ -28,7 +28,7 @@ test: install postgres lint
 	$(BIN)/pytest
 
 lint: install
-	$(BIN)/ruff check gateway tests migrations bench app.py
+	$(BIN)/ruff check .
 
 # Start the machine's PostgreSQL cluster if it is installed but down.
 postgres:
