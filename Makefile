@@ -22,7 +22,7 @@ run: install
 	$(BIN)/flask --app app db upgrade
 	@$(BIN)/flask --app app credentials
 	@echo "Gateway on http://127.0.0.1:$(PORT) (console transport; Ctrl-C stops it)"
-	PORT=$(PORT) $(BIN)/honcho start web
+	PATH="$(abspath $(BIN)):$$PATH" PORT=$(PORT) $(BIN)/honcho start web
 
 test: install postgres lint
 	$(BIN)/pytest
