@@ -21,8 +21,8 @@ $(VENV)/.installed: pyproject.toml
 run: install
 	$(BIN)/flask --app app db upgrade
 	@$(BIN)/flask --app app credentials
-	@echo "Gateway on http://127.0.0.1:$(PORT) (console transport; Ctrl-C stops it)"
-	PATH="$(abspath $(BIN)):$$PATH" PORT=$(PORT) $(BIN)/honcho start web
+	@echo "Gateway on http://127.0.0.1:$(PORT) with its scheduler (console transport; Ctrl-C stops both)"
+	PATH="$(abspath $(BIN)):$$PATH" PORT=$(PORT) $(BIN)/honcho start web scheduler
 
 test: install postgres lint
 	$(BIN)/pytest

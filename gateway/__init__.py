@@ -26,9 +26,14 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = 256 * 1024
     app.json.sort_keys = False
 
-    from gateway import api, cli, db, health, openapi, webhooks
+    from gateway import api, cli, db, health, openapi, transport, webhooks
 
     db.init_app(app, settings.database_url)
+    app.extensions["gateway.transport"] = transport.transport_for(
+        account_sid=settings.twilio_account_sid,
+        auth_token=settings.twilio_auth_token,
+        api_base_url=settings.twilio_api_base_url,
+    )
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(openapi.bp)

@@ -7,26 +7,24 @@ from typing import Any
 
 from flask import Blueprint, abort, jsonify, request
 
-from gateway import consent, contacts, current_settings, phone
+from gateway import consent, contacts, current_settings, outbox, phone, reminders
 from gateway.config import Practice
 from gateway.consent import ConsentState
 from gateway.db import get_session
-from gateway.models import ConsentEvent
+from gateway.errors import Conflict, ValidationFailed
+from gateway.models import ConsentEvent, OutboundMessage
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
-class Unprocessable(Exception):
-    """422: the request is well-formed but its values are wrong; ``errors`` maps field -> reason."""
-
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__(errors)
-        self.errors = errors
-
-
-@bp.errorhandler(Unprocessable)
-def _unprocessable(exc: Unprocessable) -> Any:
+@bp.errorhandler(ValidationFailed)
+def _unprocessable(exc: ValidationFailed) -> Any:
     return jsonify(errors=exc.errors), 422
+
+
+@bp.errorhandler(Conflict)
+def _conflict(exc: Conflict) -> Any:
+    return jsonify(error=str(exc)), 409
 
 
 @bp.before_request
@@ -51,7 +49,7 @@ def practice_from(value: str | None, *, field: str = "practice") -> Practice:
     if not value:
         if len(practices) == 1:
             return next(iter(practices.values()))
-        raise Unprocessable({field: "required: more than one practice is configured"})
+        raise ValidationFailed({field: "required: more than one practice is configured"})
     if value not in practices:
         abort(404, description=f"no practice {value!r}")
     return practices[value]
@@ -61,7 +59,7 @@ def normalized_phone(value: str, field: str = "phone") -> str:
     try:
         return phone.normalize(value)
     except phone.InvalidPhoneNumber as exc:
-        raise Unprocessable({field: str(exc)}) from None
+        raise ValidationFailed({field: str(exc)}) from None
 
 
 @bp.get("/contacts/<phone_text>")
@@ -103,3 +101,62 @@ def event_json(event: ConsentEvent) -> dict[str, Any]:
 
 def _iso(value: Any) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+@bp.post("/reminders")
+def create_reminder() -> Any:
+    payload = request.get_json(silent=True)
+    if payload is None:
+        return jsonify(error="the body must be JSON (Content-Type: application/json)"), 400
+    reminder = reminders.parse(payload, current_settings())
+    message, created = outbox.enqueue(get_session(), reminder)
+    response = jsonify(reminder_json(message))
+    response.status_code = 201 if created else 200
+    response.headers["Location"] = (
+        f"/api/v1/reminders/{message.external_id}?practice={message.practice}"
+    )
+    return response
+
+
+@bp.get("/reminders/<path:reminder_id>")
+def get_reminder(reminder_id: str) -> Any:
+    return jsonify(reminder_json(_reminder(reminder_id)))
+
+
+@bp.delete("/reminders/<path:reminder_id>")
+def cancel_reminder(reminder_id: str) -> Any:
+    message = _reminder(reminder_id)
+    if not outbox.cancel(get_session(), message):
+        return jsonify(error=f"too late to cancel: the reminder is {message.status}",
+                       reminder=reminder_json(message)), 409  # fmt: skip
+    return jsonify(reminder_json(message))
+
+
+def _reminder(reminder_id: str) -> OutboundMessage:
+    practice = practice_from(request.args.get("practice"))
+    message = outbox.get(get_session(), practice.slug, reminder_id)
+    if message is None:
+        abort(404, description=f"no reminder {reminder_id!r} in practice {practice.slug!r}")
+    return message
+
+
+def reminder_json(message: OutboundMessage) -> dict[str, Any]:
+    return {
+        "id": message.external_id,
+        "practice": message.practice,
+        "to": message.phone,
+        "category": message.category,
+        "template": message.template,
+        "params": message.params,
+        "send_at": _iso(message.send_at),
+        "expires_at": _iso(message.expires_at),
+        "status": message.status,
+        "reason": message.reason,
+        "attempts": message.attempts,
+        "next_attempt_at": _iso(message.next_attempt_at) if message.status == "scheduled" else None,
+        "sent_at": _iso(message.sent_at),
+        "completed_at": _iso(message.completed_at),
+        "provider_sid": message.provider_sid,
+        "error_code": message.error_code,
+        "created_at": _iso(message.created_at),
+    }

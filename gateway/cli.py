@@ -8,8 +8,8 @@ import urllib.request
 import xml.etree.ElementTree as ET
 
 import click
-from flask import Flask
-from flask.cli import AppGroup
+from flask import Flask, current_app
+from flask.cli import AppGroup, with_appcontext
 from twilio.request_validator import RequestValidator
 
 from gateway import current_settings, migrate, phone
@@ -83,7 +83,29 @@ def text(from_: str, to: str | None, url: str, sid: str | None, body: str) -> No
     click.echo("\n".join(f"reply: {r}" for r in replies) if replies else "(no reply)")
 
 
+@click.command("dispatch")
+@with_appcontext
+def dispatch() -> None:
+    """Run one dispatch pass now and print what it did."""
+    from gateway.dispatch import Dispatcher
+
+    app = current_app._get_current_object()
+    summary = Dispatcher.from_app(app, batch=current_settings().dispatch_batch).run_pass()
+    click.echo(str(summary))
+
+
+@click.command("scheduler")
+@with_appcontext
+def scheduler() -> None:
+    """Run the scheduler loop (dispatch passes and housekeeping) until stopped."""
+    from gateway import scheduler as loop
+
+    loop.run(current_app._get_current_object())
+
+
 def init_app(app: Flask) -> None:
+    app.cli.add_command(dispatch)
+    app.cli.add_command(scheduler)
     app.cli.add_command(db_cli)
     app.cli.add_command(credentials)
     app.cli.add_command(text)

@@ -70,6 +70,10 @@ class Settings:
     twilio_api_base_url: str | None = None
     public_base_url: str | None = None
     environment: str = "development"
+    #: seconds between dispatch passes of the scheduler process
+    dispatch_interval: float = 2.0
+    #: messages claimed per pass
+    dispatch_batch: int = 100
     #: sender (E.164 or MG SID) -> (practice slug, categories)
     _senders: Mapping[str, tuple[str, tuple[Category, ...]]] = field(
         default_factory=dict, repr=False
@@ -133,6 +137,8 @@ def load_settings(env: Mapping[str, str], instance_path: Path) -> Settings:
         raise ConfigError(f"TWILIO_API_BASE_URL: not an http(s) URL: {api_base!r}")
 
     return Settings(
+        dispatch_interval=_env_number(env, "GATEWAY_DISPATCH_INTERVAL", 2.0, 0.1, 3600),
+        dispatch_batch=int(_env_number(env, "GATEWAY_DISPATCH_BATCH", 100, 1, 10_000)),
         database_url=database_url,
         practices=practices,
         api_tokens=tokens,
@@ -142,6 +148,21 @@ def load_settings(env: Mapping[str, str], instance_path: Path) -> Settings:
         public_base_url=public_base_url,
         environment=environment,
     )
+
+
+def _env_number(
+    env: Mapping[str, str], name: str, default: float, low: float, high: float
+) -> float:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: not a number: {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}: must be between {low:g} and {high:g}")
+    return value
 
 
 def development_secrets(instance_path: Path) -> dict[str, str]:

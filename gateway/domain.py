@@ -62,3 +62,62 @@ class ReviewStatus(enum.StrEnum):
     OPEN = "open"
     OPTED_OUT = "opted_out"
     DISMISSED = "dismissed"
+
+
+class OutboxStatus(enum.StrEnum):
+    """Where an outbound message stands. Statuses only move forward (see ``RANK``)."""
+
+    #: waiting for its time (``next_attempt_at``); also after a deferral or a retryable failure
+    SCHEDULED = "scheduled"
+    #: claimed by a dispatcher under a lease; being decided and sent
+    SENDING = "sending"
+    #: accepted by Twilio (or printed by the console transport)
+    SENT = "sent"
+    #: the carrier confirmed delivery to the handset
+    DELIVERED = "delivered"
+    #: the carrier could not deliver it
+    UNDELIVERED = "undelivered"
+    #: Twilio refused it, or retries ran out
+    FAILED = "failed"
+    #: not sent, by rule; ``reason`` says which (opted_out, expired, ...)
+    SKIPPED = "skipped"
+    #: cancelled through the API before it was sent
+    CANCELLED = "cancelled"
+    #: a dispatcher stopped while the send was in flight: Twilio may or may not have it
+    UNCERTAIN = "uncertain"
+
+
+#: statuses a message cannot leave
+FINAL_STATUSES = frozenset(
+    {
+        OutboxStatus.DELIVERED,
+        OutboxStatus.UNDELIVERED,
+        OutboxStatus.FAILED,
+        OutboxStatus.SKIPPED,
+        OutboxStatus.CANCELLED,
+    }
+)
+
+
+class SkipReason(enum.StrEnum):
+    """Why a message was not sent."""
+
+    #: ``expires_at`` passed before it could be sent
+    EXPIRED = "expired"
+    #: the patient revoked consent for the category (STOP, staff, carrier)
+    OPTED_OUT = "opted_out"
+    #: the category needs an opt-in the number never gave (marketing)
+    NO_CONSENT = "no_consent"
+    #: Twilio said the number is not a valid phone number (21211)
+    INVALID_NUMBER = "invalid_number"
+    #: Twilio or the carrier said the number cannot receive SMS (21614, 30006: landline)
+    NOT_MOBILE = "not_mobile"
+    #: the practice no longer has a sender for the category
+    NO_SENDER = "no_sender"
+
+
+class Unreachable(enum.StrEnum):
+    """Why a number cannot receive SMS (kept on the contact; later messages skip it)."""
+
+    INVALID_NUMBER = "invalid_number"
+    NOT_MOBILE = "not_mobile"

@@ -86,10 +86,14 @@ def handle(session: Session, sms: InboundSms) -> InboundResult:
             raise
         return _replay(known, sms)
 
-    if intent not in (Intent.NONE, Intent.POSSIBLE_OPT_OUT):
-        contacts.upsert(session, sms.practice.slug, sms.phone, language=language)
-    else:
-        contacts.upsert(session, sms.practice.slug, sms.phone)
+    # A text from the number proves it can text: clear any earlier "cannot receive SMS" mark.
+    known_language = (
+        {"language": language} if intent not in (Intent.NONE, Intent.POSSIBLE_OPT_OUT) else {}
+    )
+    contacts.upsert(
+        session, sms.practice.slug, sms.phone, unreachable=None, unreachable_code=None,
+        **known_language,
+    )  # fmt: skip
     reply = _apply(session, sms, message, intent, classification.keyword)
     message.reply = reply
     session.commit()

@@ -67,6 +67,10 @@ class Contact(Base):
     phone: Mapped[str] = mapped_column(String(20))
     #: language of the patient's last keyword ("en"/"es"): replies and reminders use it
     language: Mapped[str | None] = mapped_column(String(8))
+    #: set when Twilio said the number cannot receive SMS (invalid_number, not_mobile)
+    unreachable: Mapped[str | None] = mapped_column(String(32))
+    #: the Twilio error code that set ``unreachable``
+    unreachable_code: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -130,3 +134,55 @@ class ConsentEvent(Base):
 @event.listens_for(ConsentEvent, "before_update")
 def _consent_events_are_append_only(mapper: Any, connection: Any, target: ConsentEvent) -> None:
     raise RuntimeError("consent events are append-only; record a new event instead")
+
+
+class OutboundMessage(Base):
+    """One message the gateway is to send: a reminder from the API, with its state machine.
+
+    Every transition is an UPDATE guarded by the prior status (see ``gateway.outbox``).
+    """
+
+    __tablename__ = "outbound_messages"
+    __table_args__ = (
+        UniqueConstraint("practice", "external_id", name="uq_outbound_practice_external_id"),
+        Index("ix_outbound_due", "status", "next_attempt_at"),
+        Index("ix_outbound_practice_phone", "practice", "phone", "sent_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    practice: Mapped[str] = mapped_column(String(64))
+    #: the caller's id (idempotency key), unique per practice
+    external_id: Mapped[str | None] = mapped_column(String(128))
+    #: sha-256 of the normalised request, to tell a replay from a conflicting reuse of the id
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    phone: Mapped[str] = mapped_column(String(20))
+    category: Mapped[str] = mapped_column(String(32))
+    template: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
+    send_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    status: Mapped[str] = mapped_column(String(16), default="scheduled")
+    #: why it was skipped, deferred or failed
+    reason: Mapped[str | None] = mapped_column(String(200))
+    #: when a dispatcher should next look at it
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: set (and committed) just before the request to Twilio: a crash after it leaves "uncertain"
+    send_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    sender: Mapped[str | None] = mapped_column(String(64))
+    #: the text as sent (rendered at send time)
+    body: Mapped[str | None] = mapped_column(Text)
+    provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    #: Twilio's own last status (queued, sent, delivered, ...), for the no-regression rule
+    provider_status: Mapped[str | None] = mapped_column(String(32))
+    error_code: Mapped[int | None] = mapped_column(Integer)
+
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: when a final delivery status (delivered / undelivered / failed) arrived
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -84,3 +84,23 @@ def time_zones(e164: str) -> tuple[str, ...]:
         return ()
     zones = tuple(z for z in zones if z != _UNKNOWN_ZONE)
     return zones if 0 < len(zones) <= 4 else ()
+
+
+#: number types that cannot receive a text message
+_NOT_TEXTABLE = {
+    phonenumbers.PhoneNumberType.FIXED_LINE: "a landline",
+    phonenumbers.PhoneNumberType.PREMIUM_RATE: "a premium-rate number",
+    phonenumbers.PhoneNumberType.SHARED_COST: "a shared-cost number",
+    phonenumbers.PhoneNumberType.UAN: "a universal access number",
+    phonenumbers.PhoneNumberType.VOICEMAIL: "a voicemail number",
+    phonenumbers.PhoneNumberType.PAGER: "a pager",
+}
+
+
+def not_textable_reason(e164: str) -> str | None:
+    """Why the numbering plan says this number cannot take an SMS, or None if it may.
+
+    US numbers are "fixed line or mobile" in the plan, so this only catches what is certain; the
+    carrier's answer (Twilio 21614 / 30006) marks the rest at send time.
+    """
+    return _NOT_TEXTABLE.get(phonenumbers.number_type(parse(e164)))

@@ -1,4 +1,5 @@
-"""Twilio's webhooks: ``POST /webhooks/twilio/inbound`` (a message comes in).
+"""Twilio's webhooks: ``POST /webhooks/twilio/inbound`` (a message comes in) and
+``POST /webhooks/twilio/status`` (status callbacks for the messages the gateway sent).
 
 Order of work: check the signature (403, nothing written), validate the form (400/404 with a JSON
 reason), then hand a normalised ``InboundSms`` to the inbound service and answer TwiML.
@@ -16,7 +17,7 @@ from flask import Blueprint, Response, jsonify, request
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from gateway import current_settings, inbound, phone
+from gateway import current_settings, delivery, inbound, phone
 from gateway.db import get_session
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,25 @@ def inbound_message() -> Response:
     )
     result = inbound.handle(get_session(), sms)
     return twiml(result.reply)
+
+
+@bp.post("/status")
+@signed_by_twilio
+def status_callback() -> Any:
+    """Apply a status callback. Unknown messages and stale statuses are acknowledged (200) too:
+    an error would only make Twilio log it; nothing would improve by a retry."""
+    form = request.form
+    sid = _required(form, "MessageSid", "SmsSid")
+    status = _required(form, "MessageStatus", "SmsStatus").lower()
+    raw_code = (form.get("ErrorCode") or "").strip()
+    try:
+        error_code = int(raw_code) if raw_code else None
+    except ValueError:
+        raise BadWebhook("ErrorCode is not a number") from None
+    outcome = delivery.apply_status(get_session(), current_settings(), sid, status, error_code)
+    if outcome is not delivery.Outcome.APPLIED:
+        log.info("status sid=%s status=%s: %s", sid, status, outcome.value)
+    return Response(status=204)
 
 
 def _required(form: Any, *names: str) -> str:

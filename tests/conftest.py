@@ -4,10 +4,13 @@ with the real RequestValidator."""
 
 from __future__ import annotations
 
+import io
 import os
+import random
 import secrets
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +21,9 @@ from twilio.request_validator import RequestValidator
 
 from gateway import create_app, migrate
 from gateway.db import get_database
+from gateway.dispatch import Dispatcher
 from gateway.models import Base
+from gateway.transport import ConsoleTransport
 
 # The environment of the machine running the tests must not leak into them.
 for _name in list(os.environ):
@@ -184,6 +189,21 @@ def twilio(client: Any) -> TwilioActions:
     return TwilioActions(client)
 
 
+def reminder_body(**overrides: Any) -> dict[str, Any]:
+    """A valid POST /api/v1/reminders body for the shared practice."""
+    body = {
+        "id": "appt-1001",
+        "practice": "shared",
+        "to": "(305) 555-0123",
+        "send_at": "2026-03-02T15:00:00Z",
+        "template": "appointment_reminder",
+        "params": {"appointment_time": "2026-03-03T14:30:00-05:00"},
+        "expires_at": "2026-03-03T19:30:00Z",
+    }
+    body.update(overrides)
+    return {k: v for k, v in body.items() if v is not None}
+
+
 @pytest.fixture
 def api(client: Any) -> Any:
     """The JSON API with a valid bearer token."""
@@ -194,9 +214,59 @@ def api(client: Any) -> Any:
         def get(self, path: str, **kwargs: Any) -> Any:
             return client.get(path, headers=self.headers, **kwargs)
 
+        def post(self, path: str, **kwargs: Any) -> Any:
+            return client.post(path, headers=self.headers, **kwargs)
+
+        def delete(self, path: str, **kwargs: Any) -> Any:
+            return client.delete(path, headers=self.headers, **kwargs)
+
+        def enqueue(self, **overrides: Any) -> dict[str, Any]:
+            response = self.post("/api/v1/reminders", json=reminder_body(**overrides))
+            assert response.status_code == 201, response.get_json()
+            return response.get_json()
+
+        def reminder(self, reminder_id: str = "appt-1001", practice: str = "shared") -> dict:
+            response = self.get(
+                f"/api/v1/reminders/{reminder_id}", query_string={"practice": practice}
+            )
+            assert response.status_code == 200, response.get_json()
+            return response.get_json()
+
         def contact(self, phone: str = PATIENT, practice: str = "shared") -> dict[str, Any]:
             response = self.get(f"/api/v1/contacts/{phone}", query_string={"practice": practice})
             assert response.status_code == 200, response.get_json()
             return response.get_json()
 
     return Api()
+
+
+class Clock:
+    """A clock the test sets; the dispatcher reads it."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(datetime(2026, 3, 2, 15, 0, 30, tzinfo=UTC))
+
+
+@pytest.fixture
+def console(app: Any) -> Any:
+    """The console transport the app uses, writing to a buffer."""
+    transport = ConsoleTransport(stream=io.StringIO())
+    app.extensions["gateway.transport"] = transport
+    return transport
+
+
+@pytest.fixture
+def dispatcher(app: Any, console: Any, clock: Clock) -> Any:
+    return Dispatcher.from_app(app, clock=clock, owner="test-dispatcher", rng=random.Random(7))

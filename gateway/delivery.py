@@ -1,0 +1,150 @@
+"""What Twilio tells us after a send: status callbacks and error codes, applied to the outbox.
+
+Callbacks arrive late, twice, or out of order; a status never moves backwards. Error codes that
+say something about the number (21610 opted out, 21211 invalid, 21614/30006 not mobile) get the
+same reaction whether they come from the send request or from a callback.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from gateway import consent, contacts, outbox
+from gateway.carrier_errors import Reaction, reaction_to
+from gateway.config import Settings
+from gateway.domain import Action, Category, ConsentStatus, OutboxStatus, Source
+from gateway.models import OutboundMessage, utcnow
+from gateway.phone import mask
+
+log = logging.getLogger(__name__)
+
+#: Twilio's statuses in the order a message moves through them
+PROVIDER_RANK = {
+    "accepted": 1, "queued": 1, "scheduled": 1,
+    "sending": 2,
+    "sent": 3,
+    "delivered": 4, "undelivered": 4, "failed": 4, "canceled": 4, "partially_delivered": 4,
+    "read": 5,
+}  # fmt: skip
+
+#: Twilio's final statuses -> ours
+FINAL = {
+    "delivered": OutboxStatus.DELIVERED,
+    "read": OutboxStatus.DELIVERED,
+    "partially_delivered": OutboxStatus.DELIVERED,
+    "undelivered": OutboxStatus.UNDELIVERED,
+    "failed": OutboxStatus.FAILED,
+    "canceled": OutboxStatus.FAILED,
+}
+
+#: the statuses of a message Twilio has accepted
+_ACCEPTED = (
+    OutboxStatus.SENT,
+    OutboxStatus.UNCERTAIN,
+    OutboxStatus.DELIVERED,
+    OutboxStatus.UNDELIVERED,
+    OutboxStatus.FAILED,
+)
+
+
+class Outcome(enum.StrEnum):
+    APPLIED = "applied"
+    STALE = "stale"
+    UNKNOWN_MESSAGE = "unknown_message"
+    UNKNOWN_STATUS = "unknown_status"
+
+
+def apply_status(
+    session: Session,
+    settings: Settings,
+    sid: str,
+    status: str,
+    error_code: int | None = None,
+    now: datetime | None = None,
+) -> Outcome:
+    """Apply one status callback; commits. Never moves a message backwards."""
+    now = now or utcnow()
+    rank = PROVIDER_RANK.get(status)
+    if rank is None:
+        return Outcome.UNKNOWN_STATUS
+    for _ in range(5):  # optimistic: retry if a concurrent callback changed the row first
+        message = outbox.by_provider_sid(session, sid)
+        if message is None:
+            return Outcome.UNKNOWN_MESSAGE
+        seen = message.provider_status
+        if rank <= PROVIDER_RANK.get(seen or "", 0):
+            session.rollback()
+            return Outcome.STALE
+        values: dict[str, Any] = {"provider_status": status}
+        if status in FINAL:
+            values.update(status=FINAL[status], completed_at=now)
+        if error_code is not None:
+            values["error_code"] = error_code
+        if _update_if_unchanged(session, message, seen, values):
+            if error_code is not None:
+                react_to_error(session, settings, message, error_code, now)
+            session.commit()
+            log.info("status sid=%s %s -> %s code=%s", sid, seen, status, error_code or "-")
+            return Outcome.APPLIED
+        session.rollback()
+    return Outcome.STALE
+
+
+def _update_if_unchanged(
+    session: Session, message: OutboundMessage, seen: str | None, values: dict[str, Any]
+) -> bool:
+    from sqlalchemy import update
+
+    guard = (
+        OutboundMessage.provider_status.is_(None)
+        if seen is None
+        else OutboundMessage.provider_status == seen
+    )
+    result = session.execute(
+        update(OutboundMessage)
+        .where(
+            OutboundMessage.id == message.id,
+            OutboundMessage.status.in_([s.value for s in _ACCEPTED]),
+            guard,
+        )
+        .values(updated_at=utcnow(), **values),
+        execution_options={"synchronize_session": False},
+    )
+    return result.rowcount == 1
+
+
+def react_to_error(
+    session: Session, settings: Settings, message: OutboundMessage, code: int, now: datetime
+) -> None:
+    """Record what an error code says about the number (does not commit)."""
+    reaction = reaction_to(code)
+    if reaction is None:
+        return
+    kind, unreachable = reaction
+    if kind is Reaction.OPT_OUT:
+        practice = settings.practices.get(message.practice)
+        categories = (
+            practice.categories_for_sender(message.sender) if practice and message.sender else ()
+        ) or (Category(message.category),)
+        states = consent.current(session, message.practice, message.phone, categories)
+        for category in categories:
+            if states[category].status is ConsentStatus.OPTED_OUT:
+                continue
+            consent.record(
+                session, practice=message.practice, phone=message.phone, category=category,
+                action=Action.OPT_OUT, source=Source.CARRIER_ERROR, occurred_at=now,
+                evidence={"error_code": code, "provider_sid": message.provider_sid,
+                          "outbound_message_id": message.id, "sender": message.sender},
+            )  # fmt: skip
+        log.warning("carrier holds an opt-out for %s (error %s)", mask(message.phone), code)
+    elif unreachable is not None:
+        contacts.upsert(
+            session, message.practice, message.phone,
+            unreachable=unreachable.value, unreachable_code=code,
+        )  # fmt: skip
+        log.warning("%s cannot receive SMS: %s (error %s)", mask(message.phone), unreachable, code)

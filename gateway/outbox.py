@@ -1,0 +1,188 @@
+"""The outbox: enqueue, claim due messages under a lease, and move them through their states.
+
+Every transition is one UPDATE guarded by the status (and lease) it expects; the caller learns
+from the row count whether it won. Claiming is one statement: ``FOR UPDATE SKIP LOCKED`` on
+PostgreSQL, so any number of dispatchers on any number of machines share the outbox; SQLite has a
+single writer (``BEGIN IMMEDIATE``), which gives the same guarantee on one machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from gateway.domain import OutboxStatus
+from gateway.errors import Conflict
+from gateway.models import OutboundMessage, utcnow
+from gateway.reminders import ReminderRequest
+
+
+def enqueue(session: Session, request: ReminderRequest) -> tuple[OutboundMessage, bool]:
+    """Store a reminder; returns (message, created). Commits.
+
+    The caller's id is the idempotency key per practice: the same request again returns the stored
+    message (created False); the same id with a different request raises Conflict.
+    """
+    fingerprint = request.fingerprint()
+    existing = get(session, request.practice.slug, request.external_id)
+    if existing is None:
+        message = OutboundMessage(
+            practice=request.practice.slug,
+            external_id=request.external_id,
+            request_hash=fingerprint,
+            phone=request.phone,
+            category=request.category.value,
+            template=request.template,
+            params=dict(request.params),
+            send_at=request.send_at,
+            expires_at=request.expires_at,
+            status=OutboxStatus.SCHEDULED.value,
+            next_attempt_at=request.send_at,
+            attempts=0,
+        )
+        session.add(message)
+        try:
+            session.commit()
+            return message, True
+        except IntegrityError:  # the same id enqueued concurrently
+            session.rollback()
+            existing = get(session, request.practice.slug, request.external_id)
+            if existing is None:
+                raise
+    if existing.request_hash != fingerprint:
+        raise Conflict(f"reminder {request.external_id!r} exists with a different body")
+    return existing, False
+
+
+def get(session: Session, practice: str, external_id: str) -> OutboundMessage | None:
+    return session.scalar(
+        select(OutboundMessage).where(
+            OutboundMessage.practice == practice, OutboundMessage.external_id == external_id
+        )
+    )
+
+
+def by_provider_sid(session: Session, sid: str) -> OutboundMessage | None:
+    return session.scalar(select(OutboundMessage).where(OutboundMessage.provider_sid == sid))
+
+
+def claim_due(
+    session: Session, *, now: datetime, owner: str, lease: timedelta, limit: int
+) -> list[OutboundMessage]:
+    """Take up to ``limit`` due messages for ``owner`` until ``now + lease``. Commits."""
+    due = (
+        select(OutboundMessage.id)
+        .where(
+            OutboundMessage.status == OutboxStatus.SCHEDULED.value,
+            OutboundMessage.next_attempt_at <= now,
+        )
+        .order_by(OutboundMessage.next_attempt_at, OutboundMessage.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        # A CTE, evaluated once: PostgreSQL may re-run a LIMIT subquery inside IN (...) per row
+        # and so claim more than ``limit`` rows.
+        .cte("due")
+    )
+    claimed = session.scalars(
+        update(OutboundMessage)
+        .where(
+            OutboundMessage.id.in_(select(due.c.id)),
+            OutboundMessage.status == OutboxStatus.SCHEDULED.value,
+        )
+        .values(
+            status=OutboxStatus.SENDING.value,
+            lease_owner=owner,
+            lease_expires_at=now + lease,
+            updated_at=now,
+        )
+        .returning(OutboundMessage.id),
+        execution_options={"synchronize_session": False},
+    ).all()
+    session.commit()
+    if not claimed:
+        return []
+    return list(
+        session.scalars(
+            select(OutboundMessage)
+            .where(OutboundMessage.id.in_(claimed))
+            .order_by(OutboundMessage.next_attempt_at, OutboundMessage.id)
+            .execution_options(populate_existing=True)
+        )
+    )
+
+
+def transition(
+    session: Session,
+    message_id: int,
+    expected: OutboxStatus | Iterable[OutboxStatus],
+    *,
+    owner: str | None = None,
+    **values: Any,
+) -> bool:
+    """Set ``values`` if the message is still in ``expected`` (and leased by ``owner``, if given).
+
+    Does not commit. Returns whether the row was updated.
+    """
+    statuses = [expected] if isinstance(expected, OutboxStatus) else list(expected)
+    conditions = [
+        OutboundMessage.id == message_id,
+        OutboundMessage.status.in_([s.value for s in statuses]),
+    ]
+    if owner is not None:
+        conditions.append(OutboundMessage.lease_owner == owner)
+    values = {k: (v.value if isinstance(v, OutboxStatus) else v) for k, v in values.items()}
+    values.setdefault("updated_at", utcnow())
+    result = session.execute(
+        update(OutboundMessage).where(*conditions).values(**values),
+        execution_options={"synchronize_session": False},
+    )
+    return result.rowcount == 1
+
+
+def cancel(session: Session, message: OutboundMessage) -> bool:
+    """Cancel a message that has not been sent; commits. False when it is too late."""
+    done = transition(
+        session, message.id, OutboxStatus.SCHEDULED, status=OutboxStatus.CANCELLED, reason=None
+    )
+    session.commit()
+    session.refresh(message)
+    return done or message.status == OutboxStatus.CANCELLED.value
+
+
+def release_expired_leases(session: Session, now: datetime | None = None) -> dict[str, int]:
+    """Housekeeping for dispatchers that died mid-pass. Commits.
+
+    A message whose send had not started goes back to ``scheduled`` (nothing reached Twilio).
+    One whose send had started is ``uncertain``: Twilio may have it, so it is never resent blindly.
+    """
+    now = now or utcnow()
+    expired = (
+        OutboundMessage.status == OutboxStatus.SENDING.value,
+        OutboundMessage.lease_expires_at < now,
+    )
+    requeued = session.execute(
+        update(OutboundMessage)
+        .where(*expired, OutboundMessage.send_started_at.is_(None))
+        .values(status=OutboxStatus.SCHEDULED.value, lease_owner=None, lease_expires_at=None,
+                updated_at=now),
+        execution_options={"synchronize_session": False},
+    ).rowcount  # fmt: skip
+    uncertain = session.execute(
+        update(OutboundMessage)
+        .where(*expired, OutboundMessage.send_started_at.is_not(None))
+        .values(status=OutboxStatus.UNCERTAIN.value, lease_owner=None, lease_expires_at=None,
+                reason="dispatcher stopped while sending; check with Twilio before resending",
+                updated_at=now),
+        execution_options={"synchronize_session": False},
+    ).rowcount  # fmt: skip
+    session.commit()
+    return {"requeued": requeued, "uncertain": uncertain}
+
+
+def messages_for(session: Session, ids: Sequence[int]) -> list[OutboundMessage]:
+    return list(session.scalars(select(OutboundMessage).where(OutboundMessage.id.in_(ids))))

@@ -1,0 +1,78 @@
+"""The scheduler process: APScheduler running the dispatch pass and housekeeping.
+
+Run it as its own process (``flask --app app scheduler``; the Procfile's ``scheduler``), never
+inside gunicorn workers: each worker would run its own loop. Any number of scheduler processes
+may run against one PostgreSQL database; the outbox's leases keep them from sending twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from datetime import UTC, datetime
+from typing import Any
+
+from apscheduler.schedulers.blocking import BlockingScheduler
+from flask import Flask
+from sqlalchemy.exc import OperationalError
+
+from gateway import outbox
+from gateway.dispatch import Dispatcher
+
+log = logging.getLogger(__name__)
+
+HOUSEKEEPING_SECONDS = 30
+
+
+def build(app: Flask, dispatcher: Dispatcher | None = None) -> BlockingScheduler:
+    """A scheduler with the gateway's jobs, not yet started."""
+    settings = app.extensions["gateway.settings"]
+    database = app.extensions["gateway.db"]
+    dispatcher = dispatcher or Dispatcher.from_app(app, batch=settings.dispatch_batch)
+    scheduler = BlockingScheduler(timezone=UTC)
+
+    def dispatch() -> None:
+        _survive_database_outage("dispatch", dispatcher.run_pass)
+
+    def housekeeping() -> None:
+        def release() -> Any:
+            with database.sessions() as session:
+                counts = outbox.release_expired_leases(session)
+            if any(counts.values()):
+                log.warning("housekeeping: expired leases %s", counts)
+
+        _survive_database_outage("housekeeping", release)
+
+    common = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
+    scheduler.add_job(
+        dispatch, "interval", seconds=settings.dispatch_interval, id="dispatch",
+        next_run_time=datetime.now(UTC), **common,
+    )  # fmt: skip
+    scheduler.add_job(
+        housekeeping, "interval", seconds=HOUSEKEEPING_SECONDS, id="housekeeping",
+        next_run_time=datetime.now(UTC), **common,
+    )  # fmt: skip
+    return scheduler
+
+
+def run(app: Flask) -> None:
+    """Run until SIGTERM or SIGINT, then finish the pass under way and stop."""
+    scheduler = build(app)
+
+    def stop(signum: int, _frame: Any) -> None:
+        log.info("scheduler: signal %s, stopping after the current pass", signum)
+        scheduler.shutdown(wait=False)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    settings = app.extensions["gateway.settings"]
+    log.info("scheduler: dispatch every %ss, transport %s", settings.dispatch_interval,
+             app.extensions["gateway.transport"].name)  # fmt: skip
+    scheduler.start()
+
+
+def _survive_database_outage(job: str, work: Any) -> None:
+    try:
+        work()
+    except OperationalError as exc:  # the next run tries again; nothing claimed is lost
+        log.error("%s: database unavailable (%s); retrying next run", job, type(exc.orig).__name__)
