@@ -120,6 +120,9 @@ def load_settings(env: Mapping[str, str], instance_path: Path) -> Settings:
             raise ConfigError("GATEWAY_API_TOKEN: required when GATEWAY_ENV=production")
         if not auth_token:
             raise ConfigError("TWILIO_AUTH_TOKEN: required when GATEWAY_ENV=production")
+        if not (env.get("TWILIO_ACCOUNT_SID") or "").strip():
+            # without it the console transport would print message bodies to stdout
+            raise ConfigError("TWILIO_ACCOUNT_SID: required when GATEWAY_ENV=production")
         if not public_base_url:
             raise ConfigError("PUBLIC_BASE_URL: required when GATEWAY_ENV=production")
     if not tokens or not auth_token:

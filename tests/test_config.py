@@ -25,6 +25,7 @@ PRODUCTION_ENV = {
     "GATEWAY_API_TOKEN": GOOD_TOKEN,
     "TWILIO_AUTH_TOKEN": "0123456789abcdef0123456789abcdef",
     "PUBLIC_BASE_URL": "https://gateway.example.com",
+    "TWILIO_ACCOUNT_SID": "AC" + "1" * 32,
 }
 
 # One valid practice; the bad documents below are this text with one mistake.
@@ -496,7 +497,9 @@ def test_production_with_everything(tmp_path: Path) -> None:
     assert not (tmp_path / "dev-secrets.json").exists()
 
 
-@pytest.mark.parametrize("name", ["GATEWAY_API_TOKEN", "TWILIO_AUTH_TOKEN", "PUBLIC_BASE_URL"])
+@pytest.mark.parametrize(
+    "name", ["GATEWAY_API_TOKEN", "TWILIO_AUTH_TOKEN", "PUBLIC_BASE_URL", "TWILIO_ACCOUNT_SID"]
+)
 @pytest.mark.parametrize("value", [None, "", "  "])
 def test_production_requires(tmp_path: Path, name: str, value: str | None) -> None:
     env = dict(PRODUCTION_ENV)

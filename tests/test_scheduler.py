@@ -1,0 +1,60 @@
+"""The scheduler process: its jobs, and the real loop sending a due reminder."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import app_config
+from gateway import scheduler
+from gateway.models import utcnow
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_jobs_never_overlap_and_coalesce(app):
+    jobs = {job.id: job for job in scheduler.build(app).get_jobs()}
+    assert set(jobs) == {"dispatch", "housekeeping"}
+    for job in jobs.values():
+        assert job.max_instances == 1
+        assert job.coalesce is True
+    assert jobs["dispatch"].trigger.interval.total_seconds() == 2.0
+
+
+def test_dispatch_interval_comes_from_the_environment(make_app, database_url):
+    app = make_app(database_url, GATEWAY_DISPATCH_INTERVAL="0.5")
+    job = scheduler.build(app).get_job("dispatch")
+    assert job.trigger.interval.total_seconds() == 0.5
+
+
+@pytest.mark.slow
+def test_the_scheduler_process_sends_a_due_reminder_and_stops_on_sigterm(
+    api, database_url, tmp_path
+):
+    api.enqueue(send_at=utcnow().isoformat(), expires_at=None)
+    env = {
+        **os.environ,
+        **app_config(database_url, tmp_path / "instance", GATEWAY_DISPATCH_INTERVAL="0.2"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "app", "scheduler"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while api.reminder()["status"] != "sent" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert api.reminder()["status"] == "sent"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=20)[0].decode()
+    assert process.returncode == 0, output
+    assert "+13055550123" in output  # the console transport printed the message
+    assert "reminder of your appointment" in output
