@@ -65,6 +65,83 @@ DOCUMENT: dict[str, Any] = {
                 },
                 "required": ["id", "category", "action", "source", "occurred_at", "evidence"],
             },
+            "ReminderRequest": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["id", "to", "send_at", "template", "params"],
+                "properties": {
+                    "id": {
+                        "type": "string",
+                        "maxLength": 128,
+                        "description": "The caller's id; the idempotency key per practice",
+                    },
+                    "to": {"type": "string", "description": "Any format; normalised to E.164"},
+                    "send_at": {
+                        "type": "string",
+                        "format": "date-time",
+                        "description": "RFC 3339 with an offset",
+                    },
+                    "expires_at": {
+                        "type": "string",
+                        "format": "date-time",
+                        "description": "Never sent after this (e.g. the appointment)",
+                    },
+                    "template": {"type": "string", "enum": ["appointment_reminder"]},
+                    "params": {
+                        "type": "object",
+                        "additionalProperties": {
+                            "oneOf": [{"type": "string", "maxLength": 200}, {"type": "number"}]
+                        },
+                    },
+                    "practice": {"type": "string"},
+                    "category": {
+                        "type": "string",
+                        "enum": ["transactional", "marketing"],
+                        "default": "transactional",
+                    },
+                },
+            },
+            "Reminder": {
+                "type": "object",
+                "required": ["id", "practice", "to", "status"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "practice": {"type": "string"},
+                    "to": {"type": "string"},
+                    "category": {"type": "string"},
+                    "template": {"type": "string"},
+                    "params": {"type": "object"},
+                    "send_at": {"type": "string", "format": "date-time"},
+                    "expires_at": {"type": ["string", "null"], "format": "date-time"},
+                    "status": {
+                        "type": "string",
+                        "enum": [
+                            "scheduled",
+                            "sending",
+                            "sent",
+                            "delivered",
+                            "undelivered",
+                            "failed",
+                            "skipped",
+                            "cancelled",
+                            "uncertain",
+                        ],
+                    },
+                    "reason": {
+                        "type": ["string", "null"],
+                        "description": "Why it was skipped (opted_out, expired, "
+                        "no_consent, not_mobile, invalid_number, no_sender), "
+                        "is being retried, or failed",
+                    },
+                    "attempts": {"type": "integer"},
+                    "next_attempt_at": {"type": ["string", "null"], "format": "date-time"},
+                    "sent_at": {"type": ["string", "null"], "format": "date-time"},
+                    "completed_at": {"type": ["string", "null"], "format": "date-time"},
+                    "provider_sid": {"type": ["string", "null"]},
+                    "error_code": {"type": ["integer", "null"]},
+                    "created_at": {"type": "string", "format": "date-time"},
+                },
+            },
             "Contact": {
                 "type": "object",
                 "properties": {
@@ -107,6 +184,51 @@ DOCUMENT: dict[str, Any] = {
                     "422": _json(_ERRORS, "Unparsable number or practice missing"),
                 },
             }
+        },
+        "/api/v1/reminders": {
+            "post": {
+                "summary": "Enqueue one message",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/ReminderRequest"}
+                        }
+                    },
+                },
+                "responses": {
+                    "201": _json({"$ref": "#/components/schemas/Reminder"}, "Created"),
+                    "200": _json({"$ref": "#/components/schemas/Reminder"}, "Identical replay"),
+                    "400": _json(_ERROR, "Not JSON"),
+                    "401": _json(_ERROR, "Missing or invalid token"),
+                    "409": _json(_ERROR, "The same id with a different body"),
+                    "422": _json(_ERRORS, "Invalid fields, with a reason for each"),
+                },
+            }
+        },
+        "/api/v1/reminders/{id}": {
+            "parameters": [
+                {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}},
+                {"name": "practice", "in": "query", "schema": {"type": "string"}},
+            ],
+            "get": {
+                "summary": "A reminder's state",
+                "responses": {
+                    "200": _json({"$ref": "#/components/schemas/Reminder"}, "Its state"),
+                    "401": _json(_ERROR, "Missing or invalid token"),
+                    "404": _json(_ERROR, "No such reminder or practice"),
+                    "422": _json(_ERRORS, "Practice missing"),
+                },
+            },
+            "delete": {
+                "summary": "Cancel a reminder not yet sent (idempotent)",
+                "responses": {
+                    "200": _json({"$ref": "#/components/schemas/Reminder"}, "Cancelled"),
+                    "401": _json(_ERROR, "Missing or invalid token"),
+                    "404": _json(_ERROR, "No such reminder or practice"),
+                    "409": _json(_ERROR, "Too late: already sent or finished"),
+                },
+            },
         },
         "/healthz": {
             "get": {

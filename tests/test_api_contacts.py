@@ -143,3 +143,18 @@ def test_webhook_is_503_when_the_database_is_unreachable(make_app):
     response = TwilioActions(app.test_client()).inbound("STOP")
     assert response.status_code == 503
     assert response.get_json() == {"error": "database unavailable"}
+
+
+def test_openapi_document_describes_every_api_route(app):
+    import re
+
+    from gateway.openapi import DOCUMENT
+
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/api/") or rule.endpoint == "openapi.openapi":
+            continue
+        path = re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", rule.rule)
+        path = path.replace("{phone_text}", "{phone}").replace("{reminder_id}", "{id}")
+        assert path in DOCUMENT["paths"], rule.rule
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            assert method.lower() in DOCUMENT["paths"][path], (rule.rule, method)
