@@ -152,7 +152,7 @@ class _HttpClient(TwilioHttpClient):
         base = self._base
         return urlunsplit((base.scheme, base.netloc, base.path + parts.path, parts.query, ""))
 
-    def request(  # type: ignore[override]
+    def request(
         self,
         method: str,
         url: str,
@@ -182,9 +182,11 @@ class TwilioTransport:
     """Sends through Twilio's Messages API with the real ``twilio`` SDK.
 
     One SDK client (and so one ``requests.Session`` and its connection pool) is built here and
-    reused.  ``send`` and ``fetch`` may be called from several threads at once: urllib3's pools
-    are thread-safe, Twilio sets no cookies, and the response headers read for ``Retry-After``
-    are kept per thread.  Processes must not share an instance across ``fork``.
+    reused.  ``send`` and ``fetch`` may be called from several threads at once: requests does not
+    promise that a Session is thread-safe, but all it shares here is urllib3's connection pools
+    (thread-safe) and the cookie jar (locked); the response whose ``Retry-After`` is read is kept
+    per thread.  Do not share an instance across ``fork``: build one per process.  ``close()``
+    (or ``with``) releases the pooled connections.
     """
 
     name = "twilio"

@@ -27,7 +27,10 @@ from gateway.transport import ConsoleTransport
 
 # The environment of the machine running the tests must not leak into them.
 for _name in list(os.environ):
-    if _name.startswith(("GATEWAY_", "TWILIO_")) and _name != "GATEWAY_TEST_POSTGRES_URL":
+    if _name.startswith(("GATEWAY_", "TWILIO_")) and _name not in (
+        "GATEWAY_TEST_POSTGRES_URL",
+        "TWILIO_OPENAPI_SPEC",
+    ):
         del os.environ[_name]
 for _name in ("DATABASE_URL", "PUBLIC_BASE_URL"):
     os.environ.pop(_name, None)
