@@ -7,8 +7,8 @@ violation with ``422`` and a problem JSON instead of the documented example; ``-
 turns violations of the response examples into errors, so the mock itself is checked too.
 ``test_prism_rejects_a_non_conforming_request`` shows the check can fail.
 
-The description is ``../shared/twilio-oai/twilio_api_v2010.json`` beside the repository, or the
-file named by ``TWILIO_OPENAPI_SPEC``.
+The description is ``tests/data/twilio-oai/twilio_api_v2010.json`` (Twilio's, MIT licence, see
+SOURCE beside it), or the file named by ``TWILIO_OPENAPI_SPEC``.
 """
 
 from __future__ import annotations
@@ -32,9 +32,7 @@ from gateway.transport import OutboundSms, PermanentSendError, SendError, Twilio
 ROOT = Path(__file__).resolve().parents[1]
 INSTALL_COMMAND = "tests/tools/install-prism"
 PRISM = ROOT / ".cache" / "prism" / "node_modules" / ".bin" / "prism"
-DEFAULT_SPEC = (
-    Path(__file__).resolve().parents[2] / "shared" / "twilio-oai" / "twilio_api_v2010.json"
-)
+DEFAULT_SPEC = Path(__file__).resolve().parent / "data" / "twilio-oai" / "twilio_api_v2010.json"
 STARTUP_TIMEOUT = 60.0  # seconds; loading the 1.9 MB description takes about 2-3 s here
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
