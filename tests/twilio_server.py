@@ -114,13 +114,15 @@ def rfc2822(moment: datetime) -> str:
 class TwilioServer:
     """Twilio's Messages API on 127.0.0.1 (a free port), served from a daemon thread."""
 
-    def __init__(self, account_sid: str, auth_token: str, *, latency: float = 0.0) -> None:
+    def __init__(
+        self, account_sid: str, auth_token: str, *, latency: float = 0.0, port: int = 0
+    ) -> None:
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.latency = latency
         self._state = _State()
         self._stopping = threading.Event()
-        self._httpd = _HTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._httpd = _HTTPServer(("127.0.0.1", port), _handler_for(self))
         self._httpd.handle_error = self._handle_error  # type: ignore[method-assign]
         host, port = self._httpd.server_address[:2]
         self.url = f"http://{host}:{port}"
@@ -381,3 +383,37 @@ def _handler_for(server: TwilioServer) -> type[BaseHTTPRequestHandler]:
             pass  # quiet: test output should not carry request lines
 
     return Handler
+
+
+def main() -> None:
+    """Run the server by hand, e.g. to watch a running gateway deliver through the twilio SDK:
+
+        python tests/twilio_server.py --port 4011 --account-sid AC... --auth-token ...
+
+    Every accepted message gets "sent" and then "delivered" callbacks after --deliver-after s.
+    """
+    import argparse
+    import time
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--port", type=int, default=4011)
+    parser.add_argument("--account-sid", required=True)
+    parser.add_argument("--auth-token", required=True)
+    parser.add_argument("--deliver-after", type=float, default=1.0)
+    args = parser.parse_args()
+    with TwilioServer(args.account_sid, args.auth_token, port=args.port) as server:
+        print(f"Twilio-compatible server on {server.url}", flush=True)
+        seen: set[str] = set()
+        while True:
+            time.sleep(args.deliver_after)
+            for message in server.messages:
+                if message["sid"] in seen:
+                    continue
+                seen.add(message["sid"])
+                for status in ("sent", "delivered"):
+                    answer = server.send_status(message["sid"], status)
+                    print(f"{message['sid']} {status}: callback answered {answer}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
