@@ -87,18 +87,6 @@ class OutboxStatus(enum.StrEnum):
     UNCERTAIN = "uncertain"
 
 
-#: statuses a message cannot leave
-FINAL_STATUSES = frozenset(
-    {
-        OutboxStatus.DELIVERED,
-        OutboxStatus.UNDELIVERED,
-        OutboxStatus.FAILED,
-        OutboxStatus.SKIPPED,
-        OutboxStatus.CANCELLED,
-    }
-)
-
-
 class SkipReason(enum.StrEnum):
     """Why a message was not sent."""
 

@@ -8,7 +8,7 @@ single writer (``BEGIN IMMEDIATE``), which gives the same guarantee on one machi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -182,7 +182,3 @@ def release_expired_leases(session: Session, now: datetime | None = None) -> dic
     ).rowcount  # fmt: skip
     session.commit()
     return {"requeued": requeued, "uncertain": uncertain}
-
-
-def messages_for(session: Session, ids: Sequence[int]) -> list[OutboundMessage]:
-    return list(session.scalars(select(OutboundMessage).where(OutboundMessage.id.in_(ids))))
