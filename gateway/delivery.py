@@ -12,6 +12,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from gateway import consent, contacts, outbox
@@ -98,8 +99,6 @@ def apply_status(
 def _update_if_unchanged(
     session: Session, message: OutboundMessage, seen: str | None, values: dict[str, Any]
 ) -> bool:
-    from sqlalchemy import update
-
     guard = (
         OutboundMessage.provider_status.is_(None)
         if seen is None
