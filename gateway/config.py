@@ -13,6 +13,7 @@ import secrets
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import time
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -22,6 +23,10 @@ from gateway.domain import Category
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_PRACTICES_FILE = PROJECT_ROOT / "practices.example.toml"
 
+#: the default sending window (Florida's 8 pm limit) and the widest a practice may set (TCPA 9 pm)
+DEFAULT_WINDOW = (time(8, 0), time(20, 0))
+LEGAL_WINDOW = (time(8, 0), time(21, 0))
+_WINDOW = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
 _SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 _MESSAGING_SERVICE_SID = re.compile(r"^MG[0-9a-f]{32}$")  # as Twilio sends it: lower-case hex
 _LANGUAGES = ("en", "es")
@@ -52,6 +57,19 @@ class Practice:
     guardian_required_under: int = 18
     sms_log_retention_years: int = 7
     consent_proof_retention_years: int = 6
+    #: local sending window per category: (start, end), end exclusive, within 08:00-21:00
+    windows: Mapping[Category, tuple[time, time]] = field(
+        default_factory=lambda: {c: DEFAULT_WINDOW for c in Category}
+    )
+    #: caps for transactional messages sent without express consent (FCC healthcare exemption)
+    transactional_per_day: int = 1
+    transactional_per_week: int = 3
+    #: marketing messages in any 24 hours (Florida, Oklahoma, Maryland)
+    marketing_per_day: int = 3
+    #: possible opt-outs unresolved longer than this show in /healthz
+    review_alert_hours: int = 24
+    #: an unanswered double opt-in request expires after this
+    double_opt_in_hours: int = 168
 
     def categories_for_sender(self, sender: str) -> tuple[Category, ...]:
         """The categories a sender (number or Messaging Service SID) carries, in a fixed order."""
@@ -206,8 +224,9 @@ def _sqlalchemy_url(url: str) -> str:
 
 _PRACTICE_KEYS = {
     "name", "time_zone", "help_contact", "senders", "website", "frequency", "language", "age",
-    "retention",
+    "retention", "sending_window", "caps", "review_alert_hours", "double_opt_in_hours",
 }  # fmt: skip
+_CAP_KEYS = {"transactional_per_day", "transactional_per_week", "marketing_per_day"}
 _AGE_KEYS = {"minimum", "guardian_required_under"}
 _RETENTION_KEYS = {"sms_logs_years", "consent_proof_years"}
 
@@ -295,7 +314,25 @@ def _parse_practice(slug: str, table: object) -> Practice:
     sms_years = _int(retention, f"{key}.retention", "sms_logs_years", 7, 1, 50)
     consent_years = _int(retention, f"{key}.retention", "consent_proof_years", 6, 6, 50)
 
+    windows = _windows(f"{key}.sending_window", table.get("sending_window", {}))
+    caps = table.get("caps", {})
+    if not isinstance(caps, dict):
+        raise ConfigError(f"{key}.caps: must be a table")
+    _no_unknown_keys(f"{key}.caps", caps, _CAP_KEYS)
+    # Caps may only be stricter than the defaults, which are the legal limits.
+    per_day = _int(caps, f"{key}.caps", "transactional_per_day", 1, 1, 1)
+    per_week = _int(caps, f"{key}.caps", "transactional_per_week", 3, 1, 3)
+    marketing_per_day = _int(caps, f"{key}.caps", "marketing_per_day", 3, 1, 3)
+    review_alert = _int(table, key, "review_alert_hours", 24, 1, 24 * 30)
+    double_opt_in = _int(table, key, "double_opt_in_hours", 168, 1, 24 * 30)
+
     return Practice(
+        windows=windows,
+        transactional_per_day=per_day,
+        transactional_per_week=per_week,
+        marketing_per_day=marketing_per_day,
+        review_alert_hours=review_alert,
+        double_opt_in_hours=double_opt_in,
         slug=slug,
         name=name,
         time_zone=time_zone,
@@ -309,6 +346,29 @@ def _parse_practice(slug: str, table: object) -> Practice:
         sms_log_retention_years=sms_years,
         consent_proof_retention_years=consent_years,
     )
+
+
+def _windows(key: str, table: object) -> dict[Category, tuple[time, time]]:
+    """``transactional = "08:00-20:00"`` per category; never wider than 08:00-21:00."""
+    if not isinstance(table, dict):
+        raise ConfigError(f'{key}: must be a table of category = "HH:MM-HH:MM"')
+    windows = {c: DEFAULT_WINDOW for c in Category}
+    for name, value in table.items():
+        try:
+            category = Category(name)
+        except ValueError:
+            raise ConfigError(f"{key}.{name}: unknown category") from None
+        match = _WINDOW.match(value) if isinstance(value, str) else None
+        try:
+            start, end = (time(int(match[1]), int(match[2])), time(int(match[3]), int(match[4])))
+        except (TypeError, ValueError):
+            raise ConfigError(f'{key}.{name}: must look like "08:00-20:00"') from None
+        if not start < end:
+            raise ConfigError(f"{key}.{name}: the start must be before the end")
+        if start < LEGAL_WINDOW[0] or end > LEGAL_WINDOW[1]:
+            raise ConfigError(f"{key}.{name}: may not be wider than 08:00-21:00 local time")
+        windows[category] = (start, end)
+    return windows
 
 
 def _sender(key: str, value: object) -> str:

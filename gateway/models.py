@@ -6,11 +6,13 @@ Consent events are append-only: an attempt to UPDATE one raises before it reache
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -23,6 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.expression import false
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -71,6 +74,15 @@ class Contact(Base):
     unreachable: Mapped[str | None] = mapped_column(String(32))
     #: the Twilio error code that set ``unreachable``
     unreachable_code: Mapped[int | None] = mapped_column(Integer)
+    #: IANA zone of the patient, when the practice knows it (wins over the number's area code)
+    time_zone: Mapped[str | None] = mapped_column(String(64))
+    #: a HIPAA confidential-communications request: no SMS at all to this number
+    do_not_text: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: a number the patient designated instead of this one (E.164)
+    alternate_phone: Mapped[str | None] = mapped_column(String(20))
+    date_of_birth: Mapped[date | None] = mapped_column(Date)
+    #: the parent's or guardian's number, for a minor's care messages (E.164)
+    guardian_phone: Mapped[str | None] = mapped_column(String(20))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -102,6 +114,10 @@ class InboundMessage(Base):
     reply: Mapped[str | None] = mapped_column(Text)
     #: "open" for a possible opt-out awaiting staff review; None when no review is needed
     review_status: Mapped[str | None] = mapped_column(String(16))
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: the staff member (or token) who resolved the review
+    reviewed_by: Mapped[str | None] = mapped_column(String(128))
+    review_note: Mapped[str | None] = mapped_column(Text)
 
 
 class ConsentEvent(Base):
@@ -174,6 +190,8 @@ class OutboundMessage(Base):
     send_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     sender: Mapped[str | None] = mapped_column(String(64))
+    #: the number it actually went to, when not ``phone`` (a guardian's, an alternate)
+    sent_to: Mapped[str | None] = mapped_column(String(20))
     #: the text as sent (rendered at send time)
     body: Mapped[str | None] = mapped_column(Text)
     provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
