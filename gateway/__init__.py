@@ -26,9 +26,9 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = 256 * 1024
     app.json.sort_keys = False
 
-    from gateway import api, cli, db, health, openapi, review_api, transport, webhooks
+    from gateway import api, cli, contacts_api, db, health, openapi, review_api, transport, webhooks
 
-    del review_api  # imported for its routes on api.bp
+    del contacts_api, review_api  # imported for their routes on api.bp
     db.init_app(app, settings.database_url)
     app.extensions["gateway.transport"] = transport.transport_for(
         account_sid=settings.twilio_account_sid,

@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import hmac
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, jsonify, request
 
-from gateway import consent, contacts, current_settings, outbox, phone, reminders
+from gateway import (
+    consent,
+    contacts,
+    current_settings,
+    gsm7,
+    outbox,
+    phone,
+    policy,
+    recipients,
+    reminders,
+)
 from gateway.config import Practice
 from gateway.consent import ConsentState
 from gateway.db import get_session
+from gateway.domain import Category, ConsentStatus
 from gateway.errors import Conflict, ValidationFailed
-from gateway.models import ConsentEvent, OutboundMessage
+from gateway.models import ConsentEvent, OutboundMessage, utcnow
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -62,26 +75,32 @@ def normalized_phone(value: str, field: str = "phone") -> str:
         raise ValidationFailed({field: str(exc)}) from None
 
 
-@bp.get("/contacts/<phone_text>")
-def get_contact(phone_text: str) -> Any:
-    practice = practice_from(request.args.get("practice"))
-    number = normalized_phone(phone_text)
-    session = get_session()
-    contact = contacts.get(session, practice.slug, number)
-    states = consent.current(session, practice.slug, number)
-    return jsonify(
-        phone=number,
-        practice=practice.slug,
-        known=contact is not None,
-        language=contact.language if contact else None,
-        consent={category.value: state_json(state) for category, state in states.items()},
-    )
+def json_object() -> dict[str, Any]:
+    payload = request.get_json(silent=True)
+    if not isinstance(payload, dict):
+        abort(400, description="the body must be a JSON object (Content-Type: application/json)")
+    return dict(payload)
+
+
+def past_instant(value: Any, field: str, errors: dict[str, str]) -> datetime:
+    """An optional RFC 3339 instant not in the future (default: now)."""
+    now = utcnow()
+    if value is None:
+        return now
+    try:
+        instant = reminders.parse_instant(value)
+    except ValueError as exc:
+        errors[field] = str(exc)
+        return now
+    if instant > now + timedelta(minutes=5):
+        errors[field] = "is in the future"
+    return instant
 
 
 def state_json(state: ConsentState) -> dict[str, Any]:
     return {
         "status": state.status.value,
-        "since": _iso(state.since),
+        "since": iso(state.since),
         "source": state.source,
         "event": event_json(state.event) if state.event else None,
     }
@@ -93,13 +112,13 @@ def event_json(event: ConsentEvent) -> dict[str, Any]:
         "category": event.category,
         "action": event.action,
         "source": event.source,
-        "occurred_at": _iso(event.occurred_at),
-        "recorded_at": _iso(event.recorded_at),
+        "occurred_at": iso(event.occurred_at),
+        "recorded_at": iso(event.recorded_at),
         "evidence": event.evidence,
     }
 
 
-def _iso(value: Any) -> str | None:
+def iso(value: Any) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
 
@@ -109,7 +128,9 @@ def create_reminder() -> Any:
     if payload is None:
         return jsonify(error="the body must be JSON (Content-Type: application/json)"), 400
     reminder = reminders.parse(payload, current_settings())
-    message, created = outbox.enqueue(get_session(), reminder)
+    session = get_session()
+    check_sendable(session, reminder)
+    message, created = outbox.enqueue(session, reminder)
     response = jsonify(reminder_json(message))
     response.status_code = 201 if created else 200
     response.headers["Location"] = (
@@ -132,6 +153,33 @@ def cancel_reminder(reminder_id: str) -> Any:
     return jsonify(reminder_json(message))
 
 
+def check_sendable(session: Any, reminder: reminders.ReminderRequest) -> None:
+    """What can be known at enqueue: the patient's age, and the FCC exemption's length limit."""
+    practice = reminder.practice
+    contact = contacts.get(session, practice.slug, reminder.phone)
+    today = utcnow().astimezone(ZoneInfo(practice.time_zone)).date()
+    minimum = practice.minimum_age
+    born = contact.date_of_birth if contact else None
+    if born and minimum is not None and recipients.age_on(born, today) < minimum:
+        raise ValidationFailed(
+            {"to": f"the patient is under the practice's minimum age ({minimum})"}
+        )
+    if reminder.category is not Category.TRANSACTIONAL:
+        return
+    state = consent.current(session, practice.slug, reminder.phone, (Category.TRANSACTIONAL,))
+    if state[Category.TRANSACTIONAL].status is not ConsentStatus.IMPLIED:
+        return  # express consent: the exemption's limits do not apply
+    language = (contact.language if contact else None) or practice.language
+    text = gsm7.to_gsm7(reminders.render(reminder.template, reminder.params, practice, language))
+    chars, segments = len(text), gsm7.segments(text)
+    if chars > policy.EXEMPT_MAX_CHARS or segments > 1:
+        raise ValidationFailed({
+            "template": f"renders to {chars} characters in {segments} segment(s); care texts "
+            f"sent without express consent must fit {policy.EXEMPT_MAX_CHARS} characters in "
+            "one segment (FCC healthcare exemption): shorten the params (e.g. location)"
+        })  # fmt: skip
+
+
 def _reminder(reminder_id: str) -> OutboundMessage:
     practice = practice_from(request.args.get("practice"))
     message = outbox.get(get_session(), practice.slug, reminder_id)
@@ -148,15 +196,15 @@ def reminder_json(message: OutboundMessage) -> dict[str, Any]:
         "category": message.category,
         "template": message.template,
         "params": message.params,
-        "send_at": _iso(message.send_at),
-        "expires_at": _iso(message.expires_at),
+        "send_at": iso(message.send_at),
+        "expires_at": iso(message.expires_at),
         "status": message.status,
         "reason": message.reason,
         "attempts": message.attempts,
-        "next_attempt_at": _iso(message.next_attempt_at) if message.status == "scheduled" else None,
-        "sent_at": _iso(message.sent_at),
-        "completed_at": _iso(message.completed_at),
+        "next_attempt_at": iso(message.next_attempt_at) if message.status == "scheduled" else None,
+        "sent_at": iso(message.sent_at),
+        "completed_at": iso(message.completed_at),
         "provider_sid": message.provider_sid,
         "error_code": message.error_code,
-        "created_at": _iso(message.created_at),
+        "created_at": iso(message.created_at),
     }

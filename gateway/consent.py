@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -22,6 +22,7 @@ from gateway.models import ConsentEvent, utcnow
 _STATUS_OF_ACTION = {
     Action.OPT_IN.value: ConsentStatus.OPTED_IN,
     Action.OPT_OUT.value: ConsentStatus.OPTED_OUT,
+    Action.OPT_IN_REQUESTED.value: ConsentStatus.PENDING,
 }
 _NO_EVENT_STATUS = {
     Category.TRANSACTIONAL: ConsentStatus.IMPLIED,
@@ -84,10 +85,25 @@ def record(
     return event
 
 
+#: how long a double opt-in request waits for its YES, unless the practice says otherwise
+DEFAULT_PENDING_TTL = timedelta(hours=168)
+
+
 def current(
-    session: Session, practice: str, phone: str, categories: Iterable[Category] = tuple(Category)
+    session: Session,
+    practice: str,
+    phone: str,
+    categories: Iterable[Category] = tuple(Category),
+    *,
+    now: datetime | None = None,
+    pending_ttl: timedelta = DEFAULT_PENDING_TTL,
 ) -> dict[Category, ConsentState]:
-    """The current state of each category for one number, in one query."""
+    """The current state of each category for one number, in one query.
+
+    A double opt-in request that went unanswered for ``pending_ttl`` has lapsed: it is passed
+    over, and the state is what the events before it made it.
+    """
+    now = now or utcnow()
     wanted = tuple(categories)
     events = session.scalars(
         select(ConsentEvent)
@@ -100,7 +116,11 @@ def current(
     )
     newest: dict[Category, ConsentEvent] = {}
     for event in events:
-        newest.setdefault(Category(event.category), event)
+        lapsed = (
+            event.action == Action.OPT_IN_REQUESTED.value and now - event.occurred_at > pending_ttl
+        )
+        if not lapsed:
+            newest.setdefault(Category(event.category), event)
         if len(newest) == len(wanted):
             break
     return {category: state_from(category, newest.get(category)) for category in wanted}
@@ -116,6 +136,11 @@ def state_from(category: Category, event: ConsentEvent | None) -> ConsentState:
 def may_send(session: Session, practice: str, phone: str, category: Category) -> bool:
     """Whether consent allows a message of ``category`` to this number right now."""
     return current(session, practice, phone, (category,))[category].allows_sending
+
+
+def pending_ttl(practice: Any) -> timedelta:
+    """The practice's double opt-in expiry."""
+    return timedelta(hours=practice.double_opt_in_hours)
 
 
 def history(session: Session, practice: str, phone: str) -> list[ConsentEvent]:

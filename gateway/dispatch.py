@@ -14,17 +14,30 @@ import random
 import socket
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import Flask
 
-from gateway import consent, contacts, outbox, policy, reminders, retry
-from gateway.config import Settings
+from gateway import (
+    consent,
+    contacts,
+    gsm7,
+    outbox,
+    phone,
+    policy,
+    recipients,
+    reminders,
+    retry,
+    sms_templates,
+    windows,
+)
+from gateway.config import Practice, Settings
 from gateway.db import Database
 from gateway.delivery import react_to_error
-from gateway.domain import Category, OutboxStatus, Unreachable
+from gateway.domain import Category, ConsentStatus, OutboxStatus, SkipReason, Unreachable
 from gateway.models import OutboundMessage, utcnow
 from gateway.transport import (
     OutboundSms,
@@ -142,18 +155,23 @@ class Dispatcher:
         """Apply the policy; for a send, render it and commit ``send_started_at``."""
         now = self.clock()
         practice = self.settings.practices.get(message.practice)
-        category = Category(message.category)
         with self.database.sessions() as session:
-            contact = contacts.get(session, message.practice, message.phone)
-            state = consent.current(session, message.practice, message.phone, (category,))[category]
-            unreachable = contact.unreachable if contact else None
-            facts = policy.Facts(
-                expires_at=message.expires_at,
-                consent_status=state.status,
-                consent_allows=state.allows_sending,
-                unreachable=Unreachable(unreachable) if unreachable else None,
-                has_sender=practice is not None and category in practice.senders,
-            )  # fmt: skip
+            if practice is None:  # removed from the practices file since enqueue
+                self._finish(session, message, status=OutboxStatus.SKIPPED,
+                             reason=SkipReason.NO_SENDER.value)  # fmt: skip
+                summary.skipped[SkipReason.NO_SENDER.value] += 1
+                return None
+            facts, recipient, language = self._facts(session, message, practice, now)
+            try:
+                body = gsm7.to_gsm7(
+                    reminders.render(message.template, message.params, practice, language)
+                )
+            except Exception as exc:
+                self._finish(session, message, status=OutboxStatus.FAILED, completed_at=now,
+                             reason=f"template did not render: {type(exc).__name__}")  # fmt: skip
+                summary.failed += 1
+                return None
+            facts = replace(facts, body_chars=len(body), body_segments=gsm7.segments(body))
             decision = policy.decide(facts, now)
             if isinstance(decision, policy.Skip):
                 self._finish(session, message, status=OutboxStatus.SKIPPED,
@@ -165,19 +183,11 @@ class Dispatcher:
                              next_attempt_at=decision.until, reason=decision.reason)  # fmt: skip
                 summary.deferred += 1
                 return None
-            assert practice is not None
-            language = (contact.language if contact else None) or practice.language
-            try:
-                body = reminders.render(message.template, message.params, practice, language)
-            except Exception as exc:
-                self._finish(session, message, status=OutboxStatus.FAILED, completed_at=now,
-                             reason=f"template did not render: {type(exc).__name__}")  # fmt: skip
-                summary.failed += 1
-                return None
-            sender = practice.senders[category]
+            assert recipient is not None
+            sender = practice.senders[Category(message.category)]
             started = outbox.transition(
                 session, message.id, OutboxStatus.SENDING, owner=self.owner,
-                send_started_at=now, body=body, sender=sender,
+                send_started_at=now, body=body, sender=sender, sent_to=recipient,
             )  # fmt: skip
             session.commit()
             if not started:
@@ -187,9 +197,75 @@ class Dispatcher:
                 return None
         message.sender = sender
         sms = OutboundSms(
-            to=message.phone, sender=sender, body=body, status_callback=self.status_callback
+            to=recipient, sender=sender, body=body, status_callback=self.status_callback
         )
         return _Prepared(sms=sms, attempts=message.attempts + 1)
+
+    def _facts(
+        self, session: Any, message: OutboundMessage, practice: Practice, now: datetime
+    ) -> tuple[policy.Facts, str | None, str]:
+        """Everything the policy needs, read in this transaction; the recipient; the language."""
+        category = Category(message.category)
+        patient = contacts.get(session, message.practice, message.phone)
+        today = now.astimezone(ZoneInfo(practice.time_zone)).date()
+        person = recipients.Person(
+            phone=message.phone,
+            date_of_birth=patient.date_of_birth if patient else None,
+            guardian_phone=patient.guardian_phone if patient else None,
+            alternate_phone=patient.alternate_phone if patient else None,
+            do_not_text=bool(patient and patient.do_not_text),
+        )
+        recipient = recipients.resolve(
+            person, category, today, minimum_age=practice.minimum_age,
+            guardian_required_under=practice.guardian_required_under,
+        )  # fmt: skip
+        language = (patient.language if patient else None) or practice.language
+        if recipient.phone is None:
+            facts = policy.Facts(
+                expires_at=message.expires_at, consent_status=ConsentStatus.NONE,
+                consent_allows=False, recipient_block=recipient.block,
+            )  # fmt: skip
+            return facts, None, language
+        target = patient if recipient.phone == message.phone else contacts.get(
+            session, message.practice, recipient.phone
+        )  # fmt: skip
+        state = consent.current(
+            session, message.practice, recipient.phone, (category,), now=now,
+            pending_ttl=consent.pending_ttl(practice),
+        )[category]  # fmt: skip
+        spec = sms_templates.catalog().get(message.template)
+        allows = state.allows_sending or bool(
+            spec and spec.confirms_opt_in and state.status is ConsentStatus.PENDING
+        )
+        exempt = category is Category.TRANSACTIONAL and state.status is ConsentStatus.IMPLIED
+        if category is Category.MARKETING:
+            caps = (policy.Cap(practice.marketing_per_day, timedelta(hours=24)),)
+        elif exempt:
+            caps = (
+                policy.Cap(practice.transactional_per_day, timedelta(hours=24)),
+                policy.Cap(practice.transactional_per_week, timedelta(days=7)),
+            )
+        else:
+            caps = ()
+        facts = policy.Facts(
+            expires_at=message.expires_at,
+            consent_status=state.status,
+            consent_allows=allows,
+            unreachable=Unreachable(target.unreachable) if target and target.unreachable else None,
+            has_sender=category in practice.senders,
+            window=practice.windows[category],
+            zones=windows.zones_for(
+                target.time_zone if target else None,
+                phone.time_zones(recipient.phone),
+                practice.time_zone,
+            ),
+            caps=caps,
+            recent_sends=outbox.recent_sends(
+                session, message.practice, recipient.phone, category.value, now - timedelta(days=7)
+            ),
+            exempt_limits=exempt,
+        )
+        return facts, recipient.phone, (target.language if target else None) or language
 
     def _finish(self, session: Any, message: OutboundMessage, **values: Any) -> None:
         outbox.transition(

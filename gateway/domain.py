@@ -24,6 +24,8 @@ class Action(enum.StrEnum):
     OPT_IN = "opt_in"
     #: consent revoked (STOP, a plain-language revocation, carrier error 21610, staff)
     OPT_OUT = "opt_out"
+    #: express written consent given on a web form, awaiting the patient's YES (double opt-in)
+    OPT_IN_REQUESTED = "opt_in_requested"
 
 
 class Source(enum.StrEnum):
@@ -102,6 +104,18 @@ class SkipReason(enum.StrEnum):
     NOT_MOBILE = "not_mobile"
     #: the practice no longer has a sender for the category
     NO_SENDER = "no_sender"
+    #: the patient asked for no texts (HIPAA confidential communications) and named no other number
+    DO_NOT_TEXT = "do_not_text"
+    #: marketing is never sent to minors
+    MINOR = "minor"
+    #: a minor's care messages go to a guardian, and none is on file
+    NO_GUARDIAN = "no_guardian"
+    #: under the practice's minimum age
+    UNDER_MINIMUM_AGE = "under_minimum_age"
+    #: longer than the 160 characters / one segment the FCC healthcare exemption allows
+    TOO_LONG = "too_long"
+    #: the frequency cap leaves no slot before expiry
+    FREQUENCY_CAP = "frequency_cap"
 
 
 class Unreachable(enum.StrEnum):

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from gateway import consent, contacts, keywords, sms_templates
+from gateway import consent, contacts, keywords, optin, sms_templates
 from gateway.config import Practice
 from gateway.domain import Action, Category, ConsentStatus, ReviewStatus, Source
 from gateway.keywords import Intent
@@ -23,6 +23,9 @@ from gateway.models import InboundMessage, utcnow
 from gateway.phone import mask
 
 log = logging.getLogger(__name__)
+
+#: replies that answer a double opt-in request ("Reply YES to confirm")
+_CONFIRMING_KEYWORDS = {"YES", "SI"}
 
 #: Twilio's Advanced Opt-Out classification (the OptOutType parameter) -> our intent
 _ADVANCED_OPT_OUT = {"STOP": Intent.OPT_OUT, "START": Intent.OPT_IN, "HELP": Intent.HELP}
@@ -139,6 +142,19 @@ def _apply(
                 "stop", message.language, revoked=[c.value for c in revoked], **context
             )
         return None
+
+    if intent is Intent.OPT_IN and keyword in _CONFIRMING_KEYWORDS:
+        pending = optin.pending_request(session, sms.practice, sms.phone, message.received_at)
+        if pending is not None:  # the YES a double opt-in asked for: marketing, not START
+            consent.record(
+                session, practice=sms.practice.slug, phone=sms.phone,
+                category=Category.MARKETING, action=Action.OPT_IN, source=source,
+                occurred_at=message.received_at, inbound_message_id=message.id,
+                evidence={**evidence, "confirms_event_id": pending.id},
+            )  # fmt: skip
+            if not answer:
+                return None
+            return sms_templates.render("marketing_opt_in_confirmed", message.language, **context)
 
     if intent is Intent.OPT_IN:
         consent.record(

@@ -163,6 +163,7 @@ class OutboundMessage(Base):
         UniqueConstraint("practice", "external_id", name="uq_outbound_practice_external_id"),
         Index("ix_outbound_due", "status", "next_attempt_at"),
         Index("ix_outbound_practice_phone", "practice", "phone", "sent_at"),
+        Index("ix_outbound_recipient_recent", "practice", "sent_to", "category", "sent_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

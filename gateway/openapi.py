@@ -6,6 +6,8 @@ from typing import Any
 
 from flask import Blueprint, jsonify
 
+from gateway import review_api
+
 bp = Blueprint("openapi", __name__)
 
 _ERROR = {
@@ -37,6 +39,11 @@ _CONSENT_STATE = {
     },
     "required": ["status", "since", "source", "event"],
 }
+
+_PHONE = {
+    "name": "phone", "in": "path", "required": True,
+    "description": "Any format a person types; normalised to E.164", "schema": {"type": "string"},
+}  # fmt: skip
 
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
@@ -165,6 +172,41 @@ DOCUMENT: dict[str, Any] = {
     "security": [{"bearer": []}],
     "paths": {
         "/api/v1/contacts/{phone}": {
+            "patch": {
+                "summary": "Change the contact's settings: time zone, language, do-not-text "
+                "(HIPAA confidential communications), alternate number, birth date, guardian",
+                "parameters": [_PHONE],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "properties": {
+                                    "practice": {"type": "string"},
+                                    "time_zone": {"type": ["string", "null"]},
+                                    "language": {
+                                        "type": ["string", "null"],
+                                        "enum": ["en", "es", None],
+                                    },
+                                    "do_not_text": {"type": "boolean"},
+                                    "alternate_phone": {"type": ["string", "null"]},
+                                    "guardian_phone": {"type": ["string", "null"]},
+                                    "date_of_birth": {"type": ["string", "null"], "format": "date"},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json({"$ref": "#/components/schemas/Contact"}, "Updated"),
+                    "400": _json(_ERROR, "Not a JSON object"),
+                    "401": _json(_ERROR, "Missing or invalid token"),
+                    "404": _json(_ERROR, "No such practice"),
+                    "422": _json(_ERRORS, "Invalid fields, with a reason for each"),
+                },
+            },
             "get": {
                 "summary": "A number's consent per category, with the event that set it",
                 "parameters": [
@@ -182,6 +224,95 @@ DOCUMENT: dict[str, Any] = {
                     "401": _json(_ERROR, "Missing or invalid token"),
                     "404": _json(_ERROR, "No such practice"),
                     "422": _json(_ERRORS, "Unparsable number or practice missing"),
+                },
+            },
+        },
+        "/api/v1/contacts/{phone}/consent": {
+            "post": {
+                "summary": "Record an opt-in or opt-out taken outside SMS (a call, the front "
+                "desk, an e-mail); effective for the next dispatch pass",
+                "parameters": [_PHONE],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "required": ["category", "action", "channel", "staff"],
+                                "properties": {
+                                    "practice": {"type": "string"},
+                                    "category": {
+                                        "type": "string",
+                                        "enum": ["transactional", "marketing"],
+                                    },
+                                    "action": {
+                                        "type": "string",
+                                        "enum": ["opt_in", "opt_out"],
+                                        "description": "A marketing opt_in needs the double opt-in",
+                                    },
+                                    "channel": {
+                                        "type": "string",
+                                        "enum": ["phone", "front_desk", "email", "mail", "other"],
+                                    },
+                                    "staff": {"type": "string", "maxLength": 128},
+                                    "note": {"type": "string", "maxLength": 1000},
+                                    "occurred_at": {"type": "string", "format": "date-time"},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "201": _json({"$ref": "#/components/schemas/Contact"}, "Recorded"),
+                    "400": _json(_ERROR, "Not a JSON object"),
+                    "401": _json(_ERROR, "Missing or invalid token"),
+                    "404": _json(_ERROR, "No such practice"),
+                    "422": _json(_ERRORS, "Invalid fields, with a reason for each"),
+                },
+            }
+        },
+        "/api/v1/contacts/{phone}/marketing-consent": {
+            "post": {
+                "summary": "Record a web form's express written consent to marketing and text "
+                "the patient for YES (double opt-in); marketing stays pending until then",
+                "parameters": [_PHONE],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "required": ["disclosure", "page_url", "ip"],
+                                "properties": {
+                                    "practice": {"type": "string"},
+                                    "disclosure": {
+                                        "type": "string",
+                                        "maxLength": 4000,
+                                        "description": "The consent text the patient saw",
+                                    },
+                                    "page_url": {"type": "string", "format": "uri"},
+                                    "ip": {"type": "string"},
+                                    "user_agent": {"type": "string", "maxLength": 1000},
+                                    "consented_at": {"type": "string", "format": "date-time"},
+                                    "date_of_birth": {"type": "string", "format": "date"},
+                                    "adult_attested": {
+                                        "type": "boolean",
+                                        "description": "Required true without a birth date",
+                                    },
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "202": _json({"type": "object"}, "Pending; the confirmation text is queued"),
+                    "200": _json({"type": "object"}, "Already opted in or pending: nothing sent"),
+                    "400": _json(_ERROR, "Not a JSON object"),
+                    "401": _json(_ERROR, "Missing or invalid token"),
+                    "404": _json(_ERROR, "No such practice"),
+                    "422": _json(_ERRORS, "Invalid fields, a minor, or no marketing sender"),
                 },
             }
         },
@@ -247,3 +378,6 @@ DOCUMENT: dict[str, Any] = {
 @bp.get("/api/v1/openapi.json")
 def openapi() -> object:
     return jsonify(DOCUMENT)
+
+
+DOCUMENT["paths"].update(review_api.OPENAPI_PATHS)

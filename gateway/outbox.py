@@ -182,3 +182,19 @@ def release_expired_leases(session: Session, now: datetime | None = None) -> dic
     ).rowcount  # fmt: skip
     session.commit()
     return {"requeued": requeued, "uncertain": uncertain}
+
+
+def recent_sends(
+    session: Session, practice: str, recipient: str, category: str, since: datetime
+) -> tuple[datetime, ...]:
+    """When messages of ``category`` went to ``recipient`` since ``since`` (for frequency caps)."""
+    return tuple(
+        session.scalars(
+            select(OutboundMessage.sent_at).where(
+                OutboundMessage.practice == practice,
+                OutboundMessage.sent_to == recipient,
+                OutboundMessage.category == category,
+                OutboundMessage.sent_at >= since,
+            )
+        )
+    )

@@ -161,8 +161,10 @@ def _category(value: Any, errors: dict[str, str]) -> Category | None:
 
 def _template(value: Any, errors: dict[str, str]) -> sms_templates.TemplateSpec | None:
     spec = sms_templates.catalog().get(value) if isinstance(value, str) else None
+    if spec is not None and not spec.enqueueable:
+        spec = None
     if spec is None:
-        known = ", ".join(sorted(sms_templates.catalog()))
+        known = ", ".join(sorted(n for n, s in sms_templates.catalog().items() if s.enqueueable))
         errors["template"] = f"unknown template (known: {known})"
     return spec
 

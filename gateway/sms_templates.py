@@ -42,6 +42,10 @@ class TemplateSpec:
     required: frozenset[str]
     optional: frozenset[str]
     datetimes: frozenset[str]
+    #: the reminders API may enqueue it (the double opt-in request is sent by the gateway itself)
+    enqueueable: bool = True
+    #: asks the patient to confirm a pending opt-in: allowed while consent is ``pending``
+    confirms_opt_in: bool = False
 
     @property
     def params(self) -> frozenset[str]:
@@ -58,6 +62,8 @@ def catalog() -> dict[str, TemplateSpec]:
             required=frozenset(entry.get("required", ())),
             optional=frozenset(entry.get("optional", ())),
             datetimes=frozenset(entry.get("datetimes", ())),
+            enqueueable=entry.get("enqueueable", True),
+            confirms_opt_in=entry.get("confirms_opt_in", False),
         )
         for name, entry in data.items()
     }

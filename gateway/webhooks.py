@@ -95,10 +95,13 @@ def inbound_message() -> Response:
         raise BadWebhook("NumMedia is not a number") from None
 
     to = _normalize_or_raw(to_raw)
-    resolved = current_settings().resolve_sender(to, form.get("MessagingServiceSid") or None)
+    service = (form.get("MessagingServiceSid") or "").strip() or None
+    resolved = current_settings().resolve_sender(to, service)
     if resolved is None:
         raise BadWebhook("To is not a sender of any configured practice", status=404)
     practice, categories = resolved
+    # the sender that matched: the Messaging Service when it is one of ours, else the number
+    sender = service if service in practice.senders.values() else to
     try:
         from_phone = phone.normalize(from_raw)
     except phone.InvalidPhoneNumber as exc:
@@ -109,7 +112,7 @@ def inbound_message() -> Response:
     sms = inbound.InboundSms(
         message_sid=sid,
         phone=from_phone,
-        sender=to,
+        sender=sender,
         practice=practice,
         categories=categories,
         body=body,

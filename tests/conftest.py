@@ -48,6 +48,11 @@ SPLIT_MARKETING_SERVICE = "MG0123456789abcdef0123456789abcdef"
 PATIENT = "+13055550123"
 
 
+def patient(n: int) -> str:
+    """Another patient's number (caps are per number: tests that send many use many numbers)."""
+    return f"+1305556{n:04d}"
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path_factory: Any) -> Iterator[str]:
     """A migrated scratch database for the session; dropped at the end."""
@@ -222,6 +227,9 @@ def api(client: Any) -> Any:
 
         def delete(self, path: str, **kwargs: Any) -> Any:
             return client.delete(path, headers=self.headers, **kwargs)
+
+        def patch(self, path: str, **kwargs: Any) -> Any:
+            return client.patch(path, headers=self.headers, **kwargs)
 
         def enqueue(self, **overrides: Any) -> dict[str, Any]:
             response = self.post("/api/v1/reminders", json=reminder_body(**overrides))

@@ -8,14 +8,23 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from conftest import app_config
+from conftest import PATIENT, app_config
 from gateway import scheduler
 from gateway.models import utcnow
 
 ROOT = Path(__file__).resolve().parent.parent
+ZONES = ["America/New_York", "Europe/London", "Asia/Dubai", "Asia/Kolkata", "Asia/Tokyo",
+         "Pacific/Auckland", "Pacific/Honolulu", "America/Los_Angeles"]  # fmt: skip
+
+
+def daytime_zone() -> str:
+    """A zone where the local time is now well inside 08:00-20:00."""
+    now = utcnow()
+    return next(z for z in ZONES if 9 <= now.astimezone(ZoneInfo(z)).hour < 18)
 
 
 def test_jobs_never_overlap_and_coalesce(app):
@@ -37,6 +46,10 @@ def test_dispatch_interval_comes_from_the_environment(make_app, database_url):
 def test_the_scheduler_process_sends_a_due_reminder_and_stops_on_sigterm(
     api, database_url, tmp_path
 ):
+    # The real clock runs in the subprocess: give the patient a zone where it is daytime now.
+    api.patch(
+        f"/api/v1/contacts/{PATIENT}", json={"practice": "shared", "time_zone": daytime_zone()}
+    )
     api.enqueue(send_at=utcnow().isoformat(), expires_at=None)
     env = {
         **os.environ,

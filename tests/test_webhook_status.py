@@ -87,8 +87,9 @@ def test_opted_out_error_in_a_callback_records_a_carrier_revocation(twilio, api,
     assert consent["marketing"]["status"] == "opted_out"  # the shared sender carries both
 
 
-def test_a_text_from_the_number_clears_the_unreachable_mark(twilio, api, sent, dispatcher):
+def test_a_text_from_the_number_clears_the_unreachable_mark(twilio, api, sent, dispatcher, clock):
     callback(twilio, sent, "undelivered", ErrorCode="30006")
     twilio.inbound("HELP")
     api.enqueue(id="appt-1002")
+    clock.advance(days=1)  # the next care text without express consent: a day later (the cap)
     assert dispatcher.run_pass().sent == 1

@@ -38,11 +38,17 @@ def upgrade() -> None:
 
     with op.batch_alter_table("outbound_messages", schema=None) as batch_op:
         batch_op.add_column(sa.Column("sent_to", sa.String(length=20), nullable=True))
+        batch_op.create_index(
+            "ix_outbound_recipient_recent",
+            ["practice", "sent_to", "category", "sent_at"],
+            unique=False,
+        )
 
 
 def downgrade() -> None:
 
     with op.batch_alter_table("outbound_messages", schema=None) as batch_op:
+        batch_op.drop_index("ix_outbound_recipient_recent")
         batch_op.drop_column("sent_to")
 
     with op.batch_alter_table("inbound_messages", schema=None) as batch_op:
