@@ -7,12 +7,20 @@ from __future__ import annotations
 
 import os
 import stat
+from datetime import time
 from pathlib import Path
 
 import pytest
 
 from gateway import config, create_app
-from gateway.config import ConfigError, Practice, Settings, load_practices, load_settings
+from gateway.config import (
+    ConfigError,
+    Practice,
+    Settings,
+    load_practices,
+    load_settings,
+    parse_practices,
+)
 from gateway.domain import Category
 
 T, M = Category.TRANSACTIONAL, Category.MARKETING
@@ -91,6 +99,7 @@ def test_example_practices_file_loads() -> None:
         guardian_required_under=18,
         sms_log_retention_years=7,
         consent_proof_retention_years=7,
+        windows={T: (time(8), time(20)), M: (time(10), time(19))},
     )
     assert bellara == Practice(
         slug="bellara",
@@ -105,6 +114,7 @@ def test_example_practices_file_loads() -> None:
         guardian_required_under=18,
         sms_log_retention_years=6,
         consent_proof_retention_years=6,
+        marketing_per_day=1,
     )
 
 
@@ -730,3 +740,58 @@ def test_corrupt_development_secrets_stop_start_up_with_a_clear_message(
         config.ConfigError, match="dev-secrets.json: unreadable development secrets"
     ):
         config.load_settings({}, tmp_path)
+
+
+def _with(**extra: object) -> dict[str, object]:
+    practice = {
+        "name": "X", "time_zone": "America/New_York", "help_contact": "+1 786-305-8649",
+        "senders": {"transactional": "+17865550100"}, **extra,
+    }  # fmt: skip
+    return {"practices": {"x": practice}}
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"sending_window": {"transactional": "07:30-20:00"}},
+         "practices.x.sending_window.transactional: may not be wider than 08:00-21:00"),
+        ({"sending_window": {"marketing": "08:00-21:30"}},
+         "practices.x.sending_window.marketing: may not be wider than 08:00-21:00"),
+        ({"sending_window": {"transactional": "20:00-09:00"}},
+         "practices.x.sending_window.transactional: the start must be before the end"),
+        ({"sending_window": {"transactional": "8am-8pm"}},
+         "practices.x.sending_window.transactional: must look like"),
+        ({"sending_window": {"transactional": "08:00-25:00"}},
+         "practices.x.sending_window.transactional: must look like"),
+        ({"sending_window": {"promos": "09:00-17:00"}},
+         "practices.x.sending_window.promos: unknown category"),
+        ({"caps": {"transactional_per_day": 2}},
+         "practices.x.caps.transactional_per_day: must be a whole number from 1 to 1"),
+        ({"caps": {"marketing_per_day": 5}},
+         "practices.x.caps.marketing_per_day: must be a whole number from 1 to 3"),
+        ({"caps": {"per_hour": 1}}, "practices.x.caps.per_hour: unknown key"),
+        ({"review_alert_hours": 0}, "practices.x.review_alert_hours: must be a whole number"),
+        ({"double_opt_in_hours": "a week"},
+         "practices.x.double_opt_in_hours: must be a whole number"),
+    ],
+)  # fmt: skip
+def test_policy_settings_are_checked(extra: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        parse_practices(_with(**extra))
+    assert str(excinfo.value).startswith(message)
+
+
+def test_policy_settings_default_to_the_legal_limits() -> None:
+    practice = parse_practices(_with())["x"]
+    assert practice.windows == {T: (time(8), time(20)), M: (time(8), time(20))}
+    assert (practice.transactional_per_day, practice.transactional_per_week) == (1, 3)
+    assert practice.marketing_per_day == 3
+    assert (practice.review_alert_hours, practice.double_opt_in_hours) == (24, 168)
+
+
+def test_a_narrower_window_and_stricter_caps_are_kept() -> None:
+    extra = {"sending_window": {"marketing": "09:30-17:00"}, "caps": {"marketing_per_day": 1}}
+    practice = parse_practices(_with(**extra))["x"]
+    assert practice.windows[M] == (time(9, 30), time(17))
+    assert practice.windows[T] == (time(8), time(20))
+    assert practice.marketing_per_day == 1
