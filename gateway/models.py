@@ -205,3 +205,51 @@ class OutboundMessage(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: when a final delivery status (delivered / undelivered / failed) arrived
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Suppression(Base):
+    """A number that must never be texted again in a category, kept after its data is erased.
+
+    Holds a keyed hash of the number, not the number: the list survives erasure and retention
+    purges without keeping the personal data it protects.
+    """
+
+    __tablename__ = "suppressions"
+    __table_args__ = (
+        UniqueConstraint("practice", "phone_hash", "category", name="uq_suppression"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    practice: Mapped[str] = mapped_column(String(64))
+    #: HMAC-SHA256 of the E.164 number (``gateway.privacy.phone_hash``)
+    phone_hash: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(32))
+    #: why: "erased_after_opt_out", "retention_after_opt_out"
+    reason: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AuditEvent(Base):
+    """Who (which API token or staff member) read or changed which contact, and when.
+
+    Appended, never edited. Carries the number's keyed hash and its last four digits, not the
+    number, and never a message body.
+    """
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_practice_phone", "practice", "phone_hash", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: "token:<fingerprint>" or "staff:<id>" or "system:<job>"
+    actor: Mapped[str] = mapped_column(String(160))
+    action: Mapped[str] = mapped_column(String(64))
+    practice: Mapped[str] = mapped_column(String(64))
+    phone_hash: Mapped[str | None] = mapped_column(String(64))
+    phone_last4: Mapped[str | None] = mapped_column(String(4))
+    details: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
+
+
+@event.listens_for(AuditEvent, "before_update")
+def _audit_events_are_append_only(mapper: Any, connection: Any, target: AuditEvent) -> None:
+    raise RuntimeError("audit events are append-only")
