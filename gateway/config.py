@@ -6,6 +6,8 @@ names the key: ``practices.alluring.time_zone: unknown time zone 'America/New_Yr
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 import re
@@ -88,6 +90,10 @@ class Settings:
     twilio_api_base_url: str | None = None
     public_base_url: str | None = None
     environment: str = "development"
+    #: Fernet keys for message bodies at rest; the first encrypts, all decrypt (rotation)
+    encryption_keys: tuple[str, ...] = ()
+    #: the HMAC key of the number hashes in the suppression list and the audit log (never rotated)
+    hash_key: str = ""
     #: seconds between dispatch passes of the scheduler process
     dispatch_interval: float = 2.0
     #: messages claimed per pass
@@ -138,15 +144,36 @@ def load_settings(env: Mapping[str, str], instance_path: Path) -> Settings:
             raise ConfigError("GATEWAY_API_TOKEN: required when GATEWAY_ENV=production")
         if not auth_token:
             raise ConfigError("TWILIO_AUTH_TOKEN: required when GATEWAY_ENV=production")
+        if not (env.get("GATEWAY_ENCRYPTION_KEYS") or "").strip():
+            raise ConfigError(
+                "GATEWAY_ENCRYPTION_KEYS: required when GATEWAY_ENV=production (message bodies "
+                "are encrypted at rest); make one with `flask --app app new-key`"
+            )
+        if not (env.get("GATEWAY_HASH_KEY") or "").strip():
+            raise ConfigError("GATEWAY_HASH_KEY: required when GATEWAY_ENV=production")
         if not (env.get("TWILIO_ACCOUNT_SID") or "").strip():
             # without it the console transport would print message bodies to stdout
             raise ConfigError("TWILIO_ACCOUNT_SID: required when GATEWAY_ENV=production")
         if not public_base_url:
             raise ConfigError("PUBLIC_BASE_URL: required when GATEWAY_ENV=production")
-    if not tokens or not auth_token:
+    encryption_keys = tuple(
+        k.strip() for k in (env.get("GATEWAY_ENCRYPTION_KEYS") or "").split(",") if k.strip()
+    )
+    hash_key = (env.get("GATEWAY_HASH_KEY") or "").strip()
+    if not tokens or not auth_token or not encryption_keys or not hash_key:
         dev = development_secrets(instance_path)
         tokens = tokens or (dev["api_token"],)
         auth_token = auth_token or dev["twilio_auth_token"]
+        encryption_keys = encryption_keys or (dev["encryption_key"],)
+        hash_key = hash_key or dev["hash_key"]
+    for key in encryption_keys:
+        if not _is_fernet_key(key):
+            raise ConfigError(
+                "GATEWAY_ENCRYPTION_KEYS: each key must be 32 url-safe base64-encoded bytes "
+                "(`flask --app app new-key` makes one)"
+            )
+    if len(hash_key) < 32:
+        raise ConfigError("GATEWAY_HASH_KEY: needs at least 32 characters")
     for token in tokens:
         if len(token) < 16:
             raise ConfigError("GATEWAY_API_TOKEN: each token needs at least 16 characters")
@@ -168,6 +195,8 @@ def load_settings(env: Mapping[str, str], instance_path: Path) -> Settings:
         twilio_api_base_url=api_base,
         public_base_url=public_base_url,
         environment=environment,
+        encryption_keys=encryption_keys,
+        hash_key=hash_key,
     )
 
 
@@ -186,24 +215,45 @@ def _env_number(
     return value
 
 
+def _is_fernet_key(key: str) -> bool:
+    try:
+        return len(base64.urlsafe_b64decode(key.encode())) == 32
+    except (ValueError, binascii.Error):
+        return False
+
+
+def _new_secrets() -> dict[str, str]:
+    return {
+        "api_token": secrets.token_urlsafe(24),
+        "twilio_auth_token": secrets.token_hex(16),
+        "encryption_key": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+        "hash_key": secrets.token_urlsafe(32),
+    }
+
+
 def development_secrets(instance_path: Path) -> dict[str, str]:
     """Random local secrets kept in the instance folder, for running without a Twilio account.
 
     ``flask --app app credentials`` shows them; production refuses to start without real ones.
+    A file from an older version gains the secrets it lacks; the ones it has are kept.
     """
     path = instance_path / "dev-secrets.json"
+    fresh = _new_secrets()
     if path.exists():
         try:
             values = json.loads(path.read_text())
-            if isinstance(values["api_token"], str) and isinstance(
-                values["twilio_auth_token"], str
-            ):
-                return values
+            if not all(isinstance(values[k], str) for k in ("api_token", "twilio_auth_token")):
+                raise TypeError
         except (ValueError, KeyError, TypeError):
-            pass
-        raise ConfigError(f"{path}: unreadable development secrets; delete the file to renew them")
-    instance_path.mkdir(parents=True, exist_ok=True)
-    values = {"api_token": secrets.token_urlsafe(24), "twilio_auth_token": secrets.token_hex(16)}
+            raise ConfigError(
+                f"{path}: unreadable development secrets; delete the file to renew them"
+            ) from None
+        if all(isinstance(values.get(k), str) for k in fresh):
+            return values
+        values = {**fresh, **{k: v for k, v in values.items() if isinstance(v, str)}}
+    else:
+        instance_path.mkdir(parents=True, exist_ok=True)
+        values = fresh
     # created 0600, never readable by others even for a moment (write_text then chmod would be)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as file:

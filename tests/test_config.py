@@ -5,6 +5,7 @@ Pure: no database. Files go to tmp_path.
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from datetime import time
@@ -34,6 +35,8 @@ PRODUCTION_ENV = {
     "TWILIO_AUTH_TOKEN": "0123456789abcdef0123456789abcdef",
     "PUBLIC_BASE_URL": "https://gateway.example.com",
     "TWILIO_ACCOUNT_SID": "AC" + "1" * 32,
+    "GATEWAY_ENCRYPTION_KEYS": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+    "GATEWAY_HASH_KEY": "a-hash-key-of-at-least-32-characters!",
 }
 
 # One valid practice; the bad documents below are this text with one mistake.
@@ -481,7 +484,12 @@ def test_development_secrets_differ_per_instance(tmp_path: Path) -> None:
 
 
 def test_given_secrets_are_used_and_no_file_written(tmp_path: Path) -> None:
-    env = {"GATEWAY_API_TOKEN": GOOD_TOKEN, "TWILIO_AUTH_TOKEN": "auth-token"}
+    env = {
+        "GATEWAY_API_TOKEN": GOOD_TOKEN,
+        "TWILIO_AUTH_TOKEN": "auth-token",
+        "GATEWAY_ENCRYPTION_KEYS": PRODUCTION_ENV["GATEWAY_ENCRYPTION_KEYS"],
+        "GATEWAY_HASH_KEY": PRODUCTION_ENV["GATEWAY_HASH_KEY"],
+    }
     settings = load_settings(env, tmp_path)
     assert settings.api_tokens == (GOOD_TOKEN,)
     assert settings.twilio_auth_token == "auth-token"
@@ -507,7 +515,15 @@ def test_production_with_everything(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["GATEWAY_API_TOKEN", "TWILIO_AUTH_TOKEN", "PUBLIC_BASE_URL", "TWILIO_ACCOUNT_SID"]
+    "name",
+    [
+        "GATEWAY_API_TOKEN",
+        "TWILIO_AUTH_TOKEN",
+        "PUBLIC_BASE_URL",
+        "TWILIO_ACCOUNT_SID",
+        "GATEWAY_ENCRYPTION_KEYS",
+        "GATEWAY_HASH_KEY",
+    ],
 )
 @pytest.mark.parametrize("value", [None, "", "  "])
 def test_production_requires(tmp_path: Path, name: str, value: str | None) -> None:
@@ -518,7 +534,7 @@ def test_production_requires(tmp_path: Path, name: str, value: str | None) -> No
         env[name] = value
     with pytest.raises(ConfigError) as excinfo:
         load_settings(env, tmp_path)
-    assert str(excinfo.value) == f"{name}: required when GATEWAY_ENV=production"
+    assert str(excinfo.value).startswith(f"{name}: required when GATEWAY_ENV=production")
     assert not (tmp_path / "dev-secrets.json").exists()
 
 
@@ -795,3 +811,27 @@ def test_a_narrower_window_and_stricter_caps_are_kept() -> None:
     assert practice.windows[M] == (time(9, 30), time(17))
     assert practice.windows[T] == (time(8), time(20))
     assert practice.marketing_per_day == 1
+
+
+def test_an_older_development_file_gains_the_new_secrets_and_keeps_the_old(tmp_path: Path) -> None:
+    old = {"api_token": "an-old-api-token-1234", "twilio_auth_token": "old-auth"}
+    (tmp_path / "dev-secrets.json").write_text(json.dumps(old))
+    settings = load_settings({}, tmp_path)
+    assert settings.api_tokens == ("an-old-api-token-1234",)
+    assert settings.twilio_auth_token == "old-auth"
+    assert len(settings.encryption_keys) == 1
+    assert len(settings.hash_key) >= 32
+    assert load_settings({}, tmp_path).encryption_keys == settings.encryption_keys  # kept
+
+
+@pytest.mark.parametrize(
+    "key", ["not-base64!", "c2hvcnQ=", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=,x"]
+)
+def test_encryption_keys_must_be_fernet_keys(tmp_path: Path, key: str) -> None:
+    with pytest.raises(ConfigError, match="GATEWAY_ENCRYPTION_KEYS: each key must be 32"):
+        load_settings({"GATEWAY_ENCRYPTION_KEYS": key}, tmp_path)
+
+
+def test_a_short_hash_key_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="GATEWAY_HASH_KEY: needs at least 32"):
+        load_settings({"GATEWAY_HASH_KEY": "short"}, tmp_path)
