@@ -22,6 +22,9 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
     instance_path = env.get("GATEWAY_INSTANCE_PATH") or None
     app = Flask(__name__, instance_path=instance_path)
     settings = load_settings(env, Path(app.instance_path))
+    from gateway import crypto
+
+    crypto.configure(settings.encryption_keys)
     app.extensions["gateway.settings"] = settings
     app.config["MAX_CONTENT_LENGTH"] = 256 * 1024
     app.json.sort_keys = False
