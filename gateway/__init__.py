@@ -43,6 +43,9 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
     app.register_blueprint(openapi.bp)
     app.register_blueprint(health.bp)
     cli.init_app(app)
+    from gateway import cli_privacy
+
+    cli_privacy.init_app(app)
     _register_error_handlers(app)
     _configure_logging()
     return app
@@ -59,6 +62,13 @@ def _register_error_handlers(app: Flask) -> None:
     def _http_error(exc: HTTPException) -> Any:
         return jsonify(error=exc.description), exc.code
 
+    from gateway.crypto import KeyMissing
+
+    @app.errorhandler(KeyMissing)
+    def _key_missing(exc: KeyMissing) -> Any:
+        log.error("encryption key problem: %s", exc)  # names the setting, never a key or text
+        return jsonify(error="stored data cannot be decrypted: check GATEWAY_ENCRYPTION_KEYS"), 500
+
     @app.errorhandler(OperationalError)
     def _database_unavailable(exc: OperationalError) -> Any:
         # Twilio then tries the number's fallback URL; the scheduling system retries.
@@ -67,6 +77,9 @@ def _register_error_handlers(app: Flask) -> None:
 
 
 def _configure_logging() -> None:
+    from gateway import logs
+
+    logs.install()
     logger = logging.getLogger("gateway")
     if logger.handlers or logging.getLogger().handlers:
         return

@@ -7,9 +7,10 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, abort, jsonify, request
+from flask import Blueprint, abort, g, jsonify, request
 
 from gateway import (
+    audit,
     consent,
     contacts,
     current_settings,
@@ -17,6 +18,7 @@ from gateway import (
     outbox,
     phone,
     policy,
+    privacy,
     recipients,
     reminders,
 )
@@ -46,26 +48,46 @@ def _require_bearer_token() -> Any:
         return None
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     supplied = token.strip().encode()
-    valid = scheme.lower() == "bearer" and supplied and any(
-        hmac.compare_digest(supplied, known.encode()) for known in current_settings().api_tokens
-    )  # fmt: skip
-    if not valid:
+    matched = None
+    if scheme.lower() == "bearer" and supplied:
+        for known in current_settings().api_tokens:  # compare with every token: constant time
+            if hmac.compare_digest(supplied, known.encode()):
+                matched = known
+    if matched is None:
         response = jsonify(error="missing or invalid bearer token")
         response.headers["WWW-Authenticate"] = 'Bearer realm="gateway"'
         return response, 401
+    g.api_scope = current_settings().token_scopes.get(matched)
+    g.actor = audit.token_fingerprint(matched)
     return None
 
 
 def practice_from(value: str | None, *, field: str = "practice") -> Practice:
-    """The practice a call names; optional when only one practice is configured."""
+    """The practice a call names; optional when the token (or the gateway) has only one.
+
+    A practice outside the token's scope is answered like one that does not exist (404), so a
+    token cannot probe which practices, contacts or reminders exist elsewhere.
+    """
     practices = current_settings().practices
+    scope = g.get("api_scope")
+    reachable = [slug for slug in practices if scope is None or slug in scope]
     if not value:
-        if len(practices) == 1:
-            return next(iter(practices.values()))
+        if len(reachable) == 1:
+            return practices[reachable[0]]
         raise ValidationFailed({field: "required: more than one practice is configured"})
-    if value not in practices:
+    if value not in reachable:
         abort(404, description=f"no practice {value!r}")
     return practices[value]
+
+
+def audit_event(
+    session: Any, action: str, practice: Practice, phone: str | None = None, **details: Any
+) -> None:
+    """Record who did this (the calling token), in the caller's transaction."""
+    audit.record(
+        session, hash_key=current_settings().hash_key, actor=g.get("actor", "unknown"),
+        action=action, practice=practice.slug, phone=phone, details=details,
+    )  # fmt: skip
 
 
 def normalized_phone(value: str, field: str = "phone") -> str:
@@ -130,6 +152,8 @@ def create_reminder() -> Any:
     reminder = reminders.parse(payload, current_settings())
     session = get_session()
     check_sendable(session, reminder)
+    audit_event(session, "enqueue_reminder", reminder.practice, reminder.phone,
+                reminder=reminder.external_id)  # fmt: skip
     message, created = outbox.enqueue(session, reminder)
     response = jsonify(reminder_json(message))
     response.status_code = 201 if created else 200
@@ -141,12 +165,19 @@ def create_reminder() -> Any:
 
 @bp.get("/reminders/<path:reminder_id>")
 def get_reminder(reminder_id: str) -> Any:
-    return jsonify(reminder_json(_reminder(reminder_id)))
+    message = _reminder(reminder_id)
+    session = get_session()
+    audit_event(session, "read_reminder", current_settings().practices[message.practice],
+                message.phone, reminder=reminder_id)  # fmt: skip
+    session.commit()
+    return jsonify(reminder_json(message))
 
 
 @bp.delete("/reminders/<path:reminder_id>")
 def cancel_reminder(reminder_id: str) -> Any:
     message = _reminder(reminder_id)
+    audit_event(get_session(), "cancel_reminder", current_settings().practices[message.practice],
+                message.phone, reminder=reminder_id)  # fmt: skip
     if not outbox.cancel(get_session(), message):
         return jsonify(error=f"too late to cancel: the reminder is {message.status}",
                        reminder=reminder_json(message)), 409  # fmt: skip
@@ -169,6 +200,9 @@ def check_sendable(session: Any, reminder: reminders.ReminderRequest) -> None:
     state = consent.current(session, practice.slug, reminder.phone, (Category.TRANSACTIONAL,))
     if state[Category.TRANSACTIONAL].status is not ConsentStatus.IMPLIED:
         return  # express consent: the exemption's limits do not apply
+    if privacy.is_suppressed(session, current_settings().hash_key, practice.slug,
+                             reminder.phone, Category.TRANSACTIONAL.value):  # fmt: skip
+        raise ValidationFailed({"to": "this number opted out and was erased: it is never texted"})
     language = (contact.language if contact else None) or practice.language
     text = gsm7.to_gsm7(reminders.render(reminder.template, reminder.params, practice, language))
     chars, segments = len(text), gsm7.segments(text)

@@ -6,13 +6,15 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import xml.etree.ElementTree as ET
+from typing import Any
 
 import click
+import sqlalchemy as sa
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 from twilio.request_validator import RequestValidator
 
-from gateway import current_settings, migrate, phone
+from gateway import crypto, current_settings, migrate, phone
 
 db_cli = AppGroup("db", help="Database schema (Alembic migrations).")
 
@@ -103,9 +105,110 @@ def scheduler() -> None:
     loop.run(current_app._get_current_object())
 
 
+@click.command("new-key")
+def new_key() -> None:
+    """Print a new encryption key for GATEWAY_ENCRYPTION_KEYS.
+
+    To rotate: put the new key first (GATEWAY_ENCRYPTION_KEYS=new,old), restart every process,
+    run `flask --app app rotate-keys`, then drop the old key. Without a loadable app (production
+    before any key is set), `python -m gateway.crypto` prints one too.
+    """
+    click.echo(crypto.new_key())
+
+
+@click.command("rotate-keys")
+@click.option("--batch", default=500, show_default=True, type=click.IntRange(1, 10_000),
+              help="Rows per transaction.")  # fmt: skip
+@with_appcontext
+def rotate_keys(batch: int) -> None:
+    """Re-encrypt every encrypted column of every row with the current (first) key.
+
+    Legacy plaintext rows (written before encryption) are encrypted too. Afterwards the keys after
+    the first are no longer needed. Runs while the gateway runs: rows are read and rewritten in
+    batches of BATCH, one transaction each, locked for that transaction (FOR UPDATE on
+    PostgreSQL; SQLite has a single writer), so no concurrent change is lost.
+
+    Re-encryption changes no content: each value decrypts to exactly the text it held. That is why
+    the rows are rewritten with Core UPDATE statements on the tables, not through the ORM: the
+    consent ledger is append-only and the ORM refuses to UPDATE a consent event, but rewriting
+    the ciphertext of its evidence is no edit of the record (nor does it touch any other column,
+    such as ``updated_at``).
+    """
+    from gateway.db import get_database
+
+    engine = get_database().engine
+    for table_name, columns in encrypted_columns().items():
+        rows, plaintext = _rotate_table(engine, table_name, columns, batch)
+        click.echo(
+            f"{table_name}: {rows} rows re-encrypted ({plaintext} plaintext values encrypted)"
+        )
+
+
+def encrypted_columns() -> dict[str, tuple[str, ...]]:
+    """The encrypted columns of each table, from the models."""
+    from gateway.models import Base, EncryptedJSON, EncryptedText
+
+    found: dict[str, tuple[str, ...]] = {}
+    for table in Base.metadata.sorted_tables:
+        names = tuple(
+            c.name for c in table.columns if isinstance(c.type, EncryptedText | EncryptedJSON)
+        )
+        if names:
+            found[table.name] = names
+    return found
+
+
+def _rotate_table(engine: Any, name: str, columns: tuple[str, ...], batch: int) -> tuple[int, int]:
+    """Rewrite one table's encrypted values; returns (rows rewritten, plaintext values)."""
+    # Lightweight table: the columns as plain text, so the stored form is read and written as is.
+    table = sa.table(name, sa.column("id", sa.Integer), *(sa.column(c, sa.Text) for c in columns))
+    statement = (
+        sa.update(table)
+        .where(table.c.id == sa.bindparam("row_id"))
+        .values({c: sa.bindparam(f"new_{c}") for c in columns})
+    )
+    rows_done = plaintext = 0
+    last_id = 0
+    while True:
+        with engine.begin() as connection:
+            rows = connection.execute(
+                sa.select(table.c.id, *(table.c[c] for c in columns))
+                .where(table.c.id > last_id)
+                .order_by(table.c.id)
+                .limit(batch)
+                .with_for_update()
+            ).all()
+            if not rows:
+                break
+            values = []
+            for row in rows:
+                stored = dict(zip(columns, row[1:], strict=True))
+                plaintext += sum(1 for v in stored.values() if _is_plaintext(v, name))
+                new = {
+                    f"new_{c}": None if v is None else crypto.rotate(v) for c, v in stored.items()
+                }
+                values.append({"row_id": row[0], **new})
+            connection.execute(statement, values)
+        rows_done += len(rows)
+        last_id = rows[-1][0]
+    return rows_done, plaintext
+
+
+def _is_plaintext(value: object, table: str) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, str):  # a JSON/JSONB column: the schema predates the encryption
+        raise click.ClickException(
+            f"{table}: the database is not migrated; run `flask --app app db upgrade` first"
+        )
+    return not crypto.is_encrypted(value)
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(dispatch)
     app.cli.add_command(scheduler)
     app.cli.add_command(db_cli)
     app.cli.add_command(credentials)
     app.cli.add_command(text)
+    app.cli.add_command(new_key)
+    app.cli.add_command(rotate_keys)

@@ -94,6 +94,8 @@ class Settings:
     encryption_keys: tuple[str, ...] = ()
     #: the HMAC key of the number hashes in the suppression list and the audit log (never rotated)
     hash_key: str = ""
+    #: API token -> the practices it may reach (None: every practice)
+    token_scopes: Mapping[str, frozenset[str] | None] = field(default_factory=dict, repr=False)
     #: seconds between dispatch passes of the scheduler process
     dispatch_interval: float = 2.0
     #: messages claimed per pass
@@ -136,7 +138,8 @@ def load_settings(env: Mapping[str, str], instance_path: Path) -> Settings:
     database_url = env.get("DATABASE_URL") or f"sqlite:///{instance_path / 'gateway.sqlite3'}"
     database_url = _sqlalchemy_url(database_url)
 
-    tokens = tuple(t.strip() for t in env.get("GATEWAY_API_TOKEN", "").split(",") if t.strip())
+    scopes = _token_scopes(env.get("GATEWAY_API_TOKEN", ""), practices)
+    tokens = tuple(scopes)
     auth_token = env.get("TWILIO_AUTH_TOKEN", "").strip()
     public_base_url = (env.get("PUBLIC_BASE_URL") or "").strip().rstrip("/") or None
     if production:
@@ -147,7 +150,7 @@ def load_settings(env: Mapping[str, str], instance_path: Path) -> Settings:
         if not (env.get("GATEWAY_ENCRYPTION_KEYS") or "").strip():
             raise ConfigError(
                 "GATEWAY_ENCRYPTION_KEYS: required when GATEWAY_ENV=production (message bodies "
-                "are encrypted at rest); make one with `flask --app app new-key`"
+                "are encrypted at rest); make one with `python -m gateway.crypto`"
             )
         if not (env.get("GATEWAY_HASH_KEY") or "").strip():
             raise ConfigError("GATEWAY_HASH_KEY: required when GATEWAY_ENV=production")
@@ -162,7 +165,8 @@ def load_settings(env: Mapping[str, str], instance_path: Path) -> Settings:
     hash_key = (env.get("GATEWAY_HASH_KEY") or "").strip()
     if not tokens or not auth_token or not encryption_keys or not hash_key:
         dev = development_secrets(instance_path)
-        tokens = tokens or (dev["api_token"],)
+        if not tokens:
+            tokens, scopes = (dev["api_token"],), {dev["api_token"]: None}
         auth_token = auth_token or dev["twilio_auth_token"]
         encryption_keys = encryption_keys or (dev["encryption_key"],)
         hash_key = hash_key or dev["hash_key"]
@@ -170,7 +174,7 @@ def load_settings(env: Mapping[str, str], instance_path: Path) -> Settings:
         if not _is_fernet_key(key):
             raise ConfigError(
                 "GATEWAY_ENCRYPTION_KEYS: each key must be 32 url-safe base64-encoded bytes "
-                "(`flask --app app new-key` makes one)"
+                "(`python -m gateway.crypto` makes one)"
             )
     if len(hash_key) < 32:
         raise ConfigError("GATEWAY_HASH_KEY: needs at least 32 characters")
@@ -197,6 +201,7 @@ def load_settings(env: Mapping[str, str], instance_path: Path) -> Settings:
         environment=environment,
         encryption_keys=encryption_keys,
         hash_key=hash_key,
+        token_scopes=scopes,
     )
 
 
@@ -213,6 +218,24 @@ def _env_number(
     if not low <= value <= high:
         raise ConfigError(f"{name}: must be between {low:g} and {high:g}")
     return value
+
+
+def _token_scopes(raw: str, practices: Mapping[str, Practice]) -> dict[str, frozenset[str] | None]:
+    """``GATEWAY_API_TOKEN``: comma-separated tokens, each optionally scoped to practices:
+    ``TOKEN`` reaches every practice, ``alluring:TOKEN`` one, ``alluring+bellara:TOKEN`` two."""
+    scopes: dict[str, frozenset[str] | None] = {}
+    for entry in (e.strip() for e in raw.split(",")):
+        if not entry:
+            continue
+        scope, separator, token = entry.rpartition(":")
+        slugs = frozenset(s.strip() for s in scope.split("+")) if separator else None
+        for slug in slugs or ():
+            if slug not in practices:
+                raise ConfigError(
+                    f"GATEWAY_API_TOKEN: a token is scoped to unknown practice {slug!r}"
+                )
+        scopes[token.strip()] = slugs
+    return scopes
 
 
 def _is_fernet_key(key: str) -> bool:

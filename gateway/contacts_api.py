@@ -9,10 +9,11 @@ from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from flask import jsonify, request
+from flask import g, jsonify, request
 
-from gateway import consent, contacts, optin, phone, recipients
+from gateway import consent, contacts, current_settings, optin, phone, recipients, rights
 from gateway.api import (
+    audit_event,
     bp,
     json_object,
     normalized_phone,
@@ -38,6 +39,8 @@ def get_contact(phone_text: str) -> Any:
     states = consent.current(
         session, practice.slug, number, pending_ttl=consent.pending_ttl(practice)
     )
+    audit_event(session, "read_contact", practice, number)
+    session.commit()
     return jsonify(contact_json(practice, number, contact, states))
 
 
@@ -59,6 +62,31 @@ def contact_json(
 CONTACT_FIELDS = ("language", "time_zone", "alternate_phone", "date_of_birth", "guardian_phone")
 
 
+@bp.get("/contacts/<phone_text>/export")
+def export_contact(phone_text: str) -> Any:
+    """Access and portability: everything held on the number in this practice, as JSON."""
+    practice = practice_from(request.args.get("practice"))
+    number = normalized_phone(phone_text)
+    session = get_session()
+    document = rights.export(session, practice, number, utcnow())
+    audit_event(session, "export", practice, number)
+    session.commit()
+    response = jsonify(document)
+    response.headers["Content-Disposition"] = f'attachment; filename="export-{number[-4:]}.json"'
+    return response
+
+
+@bp.delete("/contacts/<phone_text>")
+def erase_contact(phone_text: str) -> Any:
+    """Erasure: delete or anonymise the number's data here, keeping the consent proof and, for
+    opted-out categories, a suppression entry."""
+    practice = practice_from(request.args.get("practice"))
+    number = normalized_phone(phone_text)
+    counts = rights.erase(get_session(), current_settings(), practice, number,
+                          actor=g.get("actor", "unknown"))  # fmt: skip
+    return jsonify(erased=counts)
+
+
 @bp.patch("/contacts/<phone_text>")
 def update_contact(phone_text: str) -> Any:
     """Change what the practice knows about a number (zone, do-not-text, guardian, ...)."""
@@ -68,6 +96,7 @@ def update_contact(phone_text: str) -> Any:
     values = contact_update(payload, number)
     session = get_session()
     contacts.upsert(session, practice.slug, number, **values)
+    audit_event(session, "update_contact", practice, number, fields=sorted(values))
     session.commit()
     states = consent.current(
         session, practice.slug, number, pending_ttl=consent.pending_ttl(practice)
@@ -169,6 +198,8 @@ def record_consent(phone_text: str) -> Any:
         evidence={"channel": payload["channel"], "staff": staff.strip(), "note": note},
     )  # fmt: skip
     contacts.upsert(session, practice.slug, number)
+    audit_event(session, "record_consent", practice, number, category=category.value,
+                consent_action=action, staff=staff.strip())  # fmt: skip
     session.commit()
     states = consent.current(
         session, practice.slug, number, pending_ttl=consent.pending_ttl(practice)
@@ -232,6 +263,7 @@ def request_marketing_consent(phone_text: str) -> Any:
         "adult_attested": payload.get("adult_attested") is True,
         "date_of_birth": born.isoformat() if born else None,
     }  # fmt: skip
+    audit_event(session, "request_marketing_consent", practice, number)
     state, message = optin.request(
         session, practice, number, evidence, occurred_at=consented_at, now=utcnow()
     )

@@ -15,6 +15,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     SQLite: WAL, foreign keys, a busy timeout, and ``BEGIN IMMEDIATE`` so that a transaction that
     reads and then writes waits for the single writer instead of failing with "database is locked".
     """
+    # Statement parameters carry message bodies and numbers: never put them in error messages.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
 

@@ -28,6 +28,7 @@ from gateway import (
     outbox,
     phone,
     policy,
+    privacy,
     recipients,
     reminders,
     retry,
@@ -264,6 +265,10 @@ class Dispatcher:
                 session, message.practice, recipient.phone, category.value, now - timedelta(days=7)
             ),
             exempt_limits=exempt,
+            suppressed=state.status is ConsentStatus.IMPLIED
+            and privacy.is_suppressed(
+                session, self.settings.hash_key, message.practice, recipient.phone, category.value
+            ),  # fmt: skip
         )
         return facts, recipient.phone, (target.language if target else None) or language
 

@@ -116,6 +116,8 @@ class SkipReason(enum.StrEnum):
     TOO_LONG = "too_long"
     #: the frequency cap leaves no slot before expiry
     FREQUENCY_CAP = "frequency_cap"
+    #: on the suppression list: opted out, then erased or purged by retention
+    SUPPRESSED = "suppressed"
 
 
 class Unreachable(enum.StrEnum):

@@ -2,10 +2,13 @@
 
 Times are stored as timezone-aware UTC (``UTCDateTime`` gives aware values back on SQLite too).
 Consent events are append-only: an attempt to UPDATE one raises before it reaches the database.
+Message bodies, review notes, reminder params and consent evidence are encrypted at rest
+(``EncryptedText``, ``EncryptedJSON``; see ``gateway.crypto``).
 """
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -26,6 +29,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.sql.expression import false
+
+from gateway import crypto
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -49,6 +54,50 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+
+
+class EncryptedText(TypeDecorator[str]):
+    """Text encrypted at rest with the configured keys (``gateway.crypto``).
+
+    Rows written before encryption (plaintext, without the prefix) read back as they are. Every
+    encryption of a text differs, so SQL comparisons on the column mean nothing: never filter,
+    group or sort on it.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
+        return None if value is None else crypto.encrypt(value)
+
+    def process_result_value(self, value: str | None, dialect: Any) -> str | None:
+        return None if value is None else crypto.decrypt(value)
+
+
+class EncryptedJSON(TypeDecorator[Any]):
+    """A JSON document (``sort_keys``) encrypted at rest, stored as text.
+
+    Reads rows written before encryption too: JSON text, or an already decoded document where the
+    column is still JSON/JSONB (before migration 0005, or after its downgrade).
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str | None:
+        if value is None:
+            return None
+        text = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return crypto.encrypt(text)
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, str | bytes):
+            return value  # a JSONB column: psycopg already decoded the legacy document
+        if isinstance(value, bytes):
+            value = value.decode("utf-8")
+        return json.loads(crypto.decrypt(value))
 
 
 def utcnow() -> datetime:
@@ -102,7 +151,7 @@ class InboundMessage(Base):
     phone: Mapped[str] = mapped_column(String(20))
     #: the practice's number (or Messaging Service SID) the patient texted
     sender: Mapped[str] = mapped_column(String(64))
-    body: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(EncryptedText)
     num_media: Mapped[int] = mapped_column(Integer, default=0)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     intent: Mapped[str] = mapped_column(String(32))
@@ -117,7 +166,7 @@ class InboundMessage(Base):
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: the staff member (or token) who resolved the review
     reviewed_by: Mapped[str | None] = mapped_column(String(128))
-    review_note: Mapped[str | None] = mapped_column(Text)
+    review_note: Mapped[str | None] = mapped_column(EncryptedText)
 
 
 class ConsentEvent(Base):
@@ -144,7 +193,7 @@ class ConsentEvent(Base):
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     inbound_message_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"))
     #: proof: MessageSid and body, keyword, disclosure text, IP, user agent, staff id, note
-    evidence: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
+    evidence: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON, default=dict)
 
 
 @event.listens_for(ConsentEvent, "before_update")
@@ -175,7 +224,7 @@ class OutboundMessage(Base):
     phone: Mapped[str] = mapped_column(String(20))
     category: Mapped[str] = mapped_column(String(32))
     template: Mapped[str] = mapped_column(String(64))
-    params: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
+    params: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON, default=dict)
     send_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -194,7 +243,7 @@ class OutboundMessage(Base):
     #: the number it actually went to, when not ``phone`` (a guardian's, an alternate)
     sent_to: Mapped[str | None] = mapped_column(String(20))
     #: the text as sent (rendered at send time)
-    body: Mapped[str | None] = mapped_column(Text)
+    body: Mapped[str | None] = mapped_column(EncryptedText)
     provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
     #: Twilio's own last status (queued, sent, delivered, ...), for the no-regression rule
     provider_status: Mapped[str | None] = mapped_column(String(32))

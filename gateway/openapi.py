@@ -172,6 +172,21 @@ DOCUMENT: dict[str, Any] = {
     "security": [{"bearer": []}],
     "paths": {
         "/api/v1/contacts/{phone}": {
+            "delete": {
+                "summary": "Erasure: delete or anonymise the number's personal data in the "
+                "practice; the consent proof and, for opted-out categories, a suppression "
+                "entry are kept, and the erasure is recorded",
+                "parameters": [
+                    _PHONE,
+                    {"name": "practice", "in": "query", "schema": {"type": "string"}},
+                ],
+                "responses": {
+                    "200": _json({"type": "object", "required": ["erased"]}, "Erased: counts"),
+                    "401": _json(_ERROR, "Missing or invalid token"),
+                    "404": _json(_ERROR, "No such practice"),
+                    "422": _json(_ERRORS, "Unparsable number or practice missing"),
+                },
+            },
             "patch": {
                 "summary": "Change the contact's settings: time zone, language, do-not-text "
                 "(HIPAA confidential communications), alternate number, birth date, guardian",
@@ -226,6 +241,36 @@ DOCUMENT: dict[str, Any] = {
                     "422": _json(_ERRORS, "Unparsable number or practice missing"),
                 },
             },
+        },
+        "/api/v1/contacts/{phone}/export": {
+            "get": {
+                "summary": "Access and portability: everything held on the number in the "
+                "practice (contact, consent events with evidence, inbound and outbound messages)",
+                "parameters": [
+                    _PHONE,
+                    {"name": "practice", "in": "query", "schema": {"type": "string"}},
+                ],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": [
+                                "practice",
+                                "phone",
+                                "contact",
+                                "consent",
+                                "consent_events",
+                                "inbound_messages",
+                                "outbound_messages",
+                            ],
+                        },
+                        "The export",
+                    ),
+                    "401": _json(_ERROR, "Missing or invalid token"),
+                    "404": _json(_ERROR, "No such practice"),
+                    "422": _json(_ERRORS, "Unparsable number or practice missing"),
+                },
+            }
         },
         "/api/v1/contacts/{phone}/consent": {
             "post": {

@@ -8,7 +8,8 @@ that arrived after enqueue wins. Rules, first match wins:
 2. Something about the recipient forbids it (do-not-text, a minor and marketing, no guardian on
    file for a minor, under the practice's minimum age) -> skip with that reason.
 3. Twilio said the number cannot take SMS -> skip ``invalid_number`` / ``not_mobile``.
-4. No consent for the category -> skip ``opted_out`` / ``no_consent``.
+4. No consent for the category -> skip ``opted_out`` / ``no_consent``; only implied consent, and
+   the number is on the suppression list (opted out, then erased) -> skip ``suppressed``.
 5. The practice has no sender for the category -> skip ``no_sender``.
 6. A transactional text sent under the FCC healthcare exemption (no express consent) longer than
    160 characters or one segment -> skip ``too_long``.
@@ -49,6 +50,8 @@ class Facts:
     has_sender: bool = True
     #: a reason found in the recipient's record (do-not-text, minor, no guardian, age)
     recipient_block: SkipReason | None = None
+    #: on the suppression list for the category (matters only while no consent event exists)
+    suppressed: bool = False
     window: tuple[time, time] = (time(8, 0), time(20, 0))
     #: the recipient's zones; the window must hold in every one (the stricter reading)
     zones: tuple[str, ...] = ("America/New_York",)
@@ -97,6 +100,8 @@ def decide(facts: Facts, now: datetime) -> Decision:
         if facts.consent_status is ConsentStatus.OPTED_OUT:
             return Skip(SkipReason.OPTED_OUT)
         return Skip(SkipReason.NO_CONSENT)
+    if facts.suppressed and facts.consent_status is ConsentStatus.IMPLIED:
+        return Skip(SkipReason.SUPPRESSED)
     if not facts.has_sender:
         return Skip(SkipReason.NO_SENDER)
     if facts.exempt_limits and (facts.body_chars > EXEMPT_MAX_CHARS or facts.body_segments > 1):

@@ -7,7 +7,7 @@ from typing import Any
 from flask import abort, jsonify, request
 
 from gateway import current_settings, review
-from gateway.api import bp, iso, practice_from
+from gateway.api import audit_event, bp, iso, practice_from
 from gateway.db import get_session
 from gateway.errors import ValidationFailed
 from gateway.models import InboundMessage, utcnow
@@ -27,6 +27,8 @@ def list_reviews() -> Any:
     if errors:
         raise ValidationFailed(errors)
     assert limit is not None
+    audit_event(get_session(), "list_reviews", practice)
+    get_session().commit()
     try:
         items = review.open_items(get_session(), practice.slug, limit=limit + 1, before_id=before)
     except review.ReviewNotFound:
@@ -52,6 +54,8 @@ def resolve_review(inbound_id: int) -> Any:
         errors.update(exc.errors)
     if errors:
         raise ValidationFailed(errors)
+    audit_event(get_session(), "resolve_review", practice, None, inbound_id=inbound_id,
+                resolution=resolution, staff=staff)  # fmt: skip
     try:
         message = review.resolve(
             get_session(), current_settings(), practice=practice.slug, inbound_id=inbound_id,

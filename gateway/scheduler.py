@@ -16,12 +16,13 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
 from sqlalchemy.exc import OperationalError
 
-from gateway import outbox
+from gateway import outbox, retention
 from gateway.dispatch import Dispatcher
 
 log = logging.getLogger(__name__)
 
 HOUSEKEEPING_SECONDS = 30
+RETENTION_HOURS = 24
 
 
 def build(app: Flask, dispatcher: Dispatcher | None = None) -> BlockingScheduler:
@@ -43,6 +44,16 @@ def build(app: Flask, dispatcher: Dispatcher | None = None) -> BlockingScheduler
 
         _survive_database_outage("housekeeping", release)
 
+    def apply_retention() -> None:
+        def purge_all() -> None:
+            for practice in settings.practices.values():
+                with database.sessions() as session:
+                    counts = retention.purge(session, settings, practice)
+                if any(counts.values()):
+                    log.info("retention %s: %s", practice.slug, counts)
+
+        _survive_database_outage("retention", purge_all)
+
     common = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
     scheduler.add_job(
         dispatch, "interval", seconds=settings.dispatch_interval, id="dispatch",
@@ -50,6 +61,10 @@ def build(app: Flask, dispatcher: Dispatcher | None = None) -> BlockingScheduler
     )  # fmt: skip
     scheduler.add_job(
         housekeeping, "interval", seconds=HOUSEKEEPING_SECONDS, id="housekeeping",
+        next_run_time=datetime.now(UTC), **common,
+    )  # fmt: skip
+    scheduler.add_job(
+        apply_retention, "interval", hours=RETENTION_HOURS, id="retention",
         next_run_time=datetime.now(UTC), **common,
     )  # fmt: skip
     return scheduler
