@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import math
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -97,8 +98,48 @@ def normalized_phone(value: str, field: str = "phone") -> str:
         raise ValidationFailed({field: str(exc)}) from None
 
 
-def json_object() -> dict[str, Any]:
+def request_json() -> Any:
+    """The request's JSON body, or None when it is not JSON.
+
+    Raises ValidationFailed (422) for values JSON can carry but no column can store: text with a
+    NUL character (PostgreSQL refuses it) or an unpaired surrogate (``"\\ud800"``: not UTF-8),
+    and the numbers NaN and Infinity (not JSON at all, though Python's parser accepts them).
+    """
     payload = request.get_json(silent=True)
+    errors: dict[str, str] = {}
+    _check_storable(payload, "body", errors)
+    if errors:
+        raise ValidationFailed(errors)
+    return payload
+
+
+def _check_storable(value: Any, where: str, errors: dict[str, str]) -> None:
+    if isinstance(value, str):
+        if "\x00" in value or not _encodable(value):
+            errors[where] = "must not contain NUL characters or unpaired surrogates"
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            errors[where] = "must be a finite number"
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            name = key if where == "body" else f"{where}.{key}"
+            _check_storable(key, name, errors)
+            _check_storable(item, name, errors)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_storable(item, f"{where}[{index}]", errors)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def json_object() -> dict[str, Any]:
+    payload = request_json()
     if not isinstance(payload, dict):
         abort(400, description="the body must be a JSON object (Content-Type: application/json)")
     return dict(payload)
@@ -146,7 +187,7 @@ def iso(value: Any) -> str | None:
 
 @bp.post("/reminders")
 def create_reminder() -> Any:
-    payload = request.get_json(silent=True)
+    payload = request_json()
     if payload is None:
         return jsonify(error="the body must be JSON (Content-Type: application/json)"), 400
     reminder = reminders.parse(payload, current_settings())
@@ -216,7 +257,13 @@ def check_sendable(session: Any, reminder: reminders.ReminderRequest) -> None:
 
 def _reminder(reminder_id: str) -> OutboundMessage:
     practice = practice_from(request.args.get("practice"))
-    message = outbox.get(get_session(), practice.slug, reminder_id)
+    # an id no reminder can have (enqueue checks the same pattern) is not looked up: a NUL
+    # character in it would make PostgreSQL fail the query
+    message = (
+        outbox.get(get_session(), practice.slug, reminder_id)
+        if reminders.is_reminder_id(reminder_id)
+        else None
+    )
     if message is None:
         abort(404, description=f"no reminder {reminder_id!r} in practice {practice.slug!r}")
     return message

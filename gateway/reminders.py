@@ -62,7 +62,7 @@ def parse(payload: Any, settings: Settings) -> ReminderRequest:
         errors[unknown] = "unknown field"
 
     external_id = payload.get("id")
-    if not isinstance(external_id, str) or not _ID.match(external_id):
+    if not is_reminder_id(external_id):
         errors["id"] = "required: 1-128 characters, letters, digits and . _ : @ / -"
 
     practice = _practice(payload.get("practice"), settings, errors)
@@ -95,6 +95,11 @@ def parse(payload: Any, settings: Settings) -> ReminderRequest:
         params=params,
         category=category,
     )
+
+
+def is_reminder_id(value: Any) -> bool:
+    """Whether ``value`` is an id a caller may give a reminder (1-128 characters of a safe set)."""
+    return isinstance(value, str) and _ID.fullmatch(value) is not None
 
 
 def _practice(value: Any, settings: Settings, errors: dict[str, str]) -> Practice | None:
@@ -133,7 +138,10 @@ def parse_instant(value: Any) -> datetime:
     instant = datetime.fromisoformat(value)
     if instant.tzinfo is None or instant.utcoffset() is None:
         raise ValueError("needs a UTC offset (Z or ±hh:mm)")
-    return instant.astimezone(UTC)
+    try:
+        return instant.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is in year 0 in UTC
+        raise ValueError("is out of range (years 0001 to 9999 in UTC)") from None
 
 
 def _instant(

@@ -7,7 +7,7 @@ from typing import Any
 from flask import abort, jsonify, request
 
 from gateway import current_settings, review
-from gateway.api import audit_event, bp, iso, practice_from
+from gateway.api import audit_event, bp, iso, practice_from, request_json
 from gateway.db import get_session
 from gateway.errors import ValidationFailed
 from gateway.models import InboundMessage, utcnow
@@ -15,6 +15,7 @@ from gateway.models import InboundMessage, utcnow
 DEFAULT_LIMIT = 100
 MAX_NOTE_CHARS = 1000
 MAX_STAFF_CHARS = 128  # inbound_messages.reviewed_by
+MAX_ID = 2**31 - 1  # inbound_messages.id: a 32-bit integer on PostgreSQL
 _FIELDS = {"resolution", "staff", "note", "practice"}
 
 
@@ -23,7 +24,7 @@ def list_reviews() -> Any:
     practice = practice_from(request.args.get("practice"))
     errors: dict[str, str] = {}
     limit = _int_arg("limit", DEFAULT_LIMIT, 1, review.MAX_LIMIT, errors)
-    before = _int_arg("before", None, 1, 2**31 - 1, errors)
+    before = _int_arg("before", None, 1, MAX_ID, errors)
     if errors:
         raise ValidationFailed(errors)
     assert limit is not None
@@ -40,7 +41,7 @@ def list_reviews() -> Any:
 
 @bp.post("/reviews/<int:inbound_id>")
 def resolve_review(inbound_id: int) -> Any:
-    payload = request.get_json(silent=True)
+    payload = request_json()
     if payload is None:
         return jsonify(error="the body must be JSON (Content-Type: application/json)"), 400
     resolution, staff, note, errors = _parse(payload)
@@ -54,6 +55,8 @@ def resolve_review(inbound_id: int) -> Any:
         errors.update(exc.errors)
     if errors:
         raise ValidationFailed(errors)
+    if not 1 <= inbound_id <= MAX_ID:  # no such row; the database could not even compare it
+        abort(404, description=f"no review item {inbound_id} in practice {practice.slug!r}")
     audit_event(get_session(), "resolve_review", practice, None, inbound_id=inbound_id,
                 resolution=resolution, staff=staff)  # fmt: skip
     try:
@@ -97,7 +100,8 @@ def _int_arg(
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
-    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
+    # at most 10 digits: int() refuses strings of thousands of digits (ValueError)
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 10) or not low <= int(raw) <= high:
         errors[name] = f"must be a whole number from {low} to {high}"
         return default
     return int(raw)
@@ -189,7 +193,7 @@ OPENAPI_PATHS: dict[str, Any] = {
                     "name": "before",
                     "in": "query",
                     "description": "The `next_before` of the previous page",
-                    "schema": {"type": "integer", "minimum": 1},
+                    "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
                 },
             ],
             "responses": {
@@ -212,7 +216,13 @@ OPENAPI_PATHS: dict[str, Any] = {
     },
     "/api/v1/reviews/{inbound_id}": {
         "parameters": [
-            {"name": "inbound_id", "in": "path", "required": True, "schema": {"type": "integer"}},
+            {
+                "name": "inbound_id",
+                "in": "path",
+                "required": True,
+                "description": "The item's `id`",
+                "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+            },
             {"name": "practice", "in": "query", "schema": {"type": "string"}},
         ],
         "post": {
@@ -255,6 +265,7 @@ OPENAPI_PATHS: dict[str, Any] = {
                 "401": _json(_ERROR, "Missing or invalid token"),
                 "404": _json(_ERROR, "No such review item in the practice, or no such practice"),
                 "409": _json(_ERROR, "Already resolved"),
+                "413": _json(_ERROR, "The body is larger than 256 KiB"),
                 "422": _json(_ERRORS, "Invalid fields, with a reason for each"),
             },
         },

@@ -27,6 +27,10 @@ bp = Blueprint("webhooks", __name__, url_prefix="/webhooks/twilio")
 #: Twilio concatenates at most 10 segments: 1,600 characters
 MAX_BODY_CHARS = 1600
 _SID = re.compile(r"^[A-Za-z0-9]{2,64}$")
+#: integers are stored in 32-bit columns (PostgreSQL ``integer``)
+_MAX_INT = 2**31 - 1
+#: Twilio's Advanced Opt-Out names the keyword class it handled
+_OPT_OUT_TYPES = ("STOP", "START", "HELP")
 
 
 class BadWebhook(Exception):
@@ -89,10 +93,10 @@ def inbound_message() -> Response:
     body = form.get("Body", "")
     if len(body) > MAX_BODY_CHARS:
         raise BadWebhook(f"Body exceeds {MAX_BODY_CHARS} characters")
-    try:
-        num_media = int(form.get("NumMedia") or 0)
-    except ValueError:
-        raise BadWebhook("NumMedia is not a number") from None
+    num_media = _count(form.get("NumMedia"), "NumMedia") or 0
+    opt_out_type = (form.get("OptOutType") or "").strip().upper() or None
+    if opt_out_type is not None and opt_out_type not in _OPT_OUT_TYPES:
+        raise BadWebhook("OptOutType is not " + ", ".join(_OPT_OUT_TYPES))
 
     to = _normalize_or_raw(to_raw)
     service = (form.get("MessagingServiceSid") or "").strip() or None
@@ -117,7 +121,7 @@ def inbound_message() -> Response:
         categories=categories,
         body=body,
         num_media=num_media,
-        opt_out_type=(form.get("OptOutType") or "").strip().upper() or None,
+        opt_out_type=opt_out_type,
     )
     result = inbound.handle(get_session(), sms)
     return twiml(result.reply)
@@ -130,12 +134,10 @@ def status_callback() -> Any:
     an error would only make Twilio log it; nothing would improve by a retry."""
     form = request.form
     sid = _required(form, "MessageSid", "SmsSid")
+    if not _SID.match(sid):
+        raise BadWebhook("MessageSid is not a Twilio SID")
     status = _required(form, "MessageStatus", "SmsStatus").lower()
-    raw_code = (form.get("ErrorCode") or "").strip()
-    try:
-        error_code = int(raw_code) if raw_code else None
-    except ValueError:
-        raise BadWebhook("ErrorCode is not a number") from None
+    error_code = _count(form.get("ErrorCode"), "ErrorCode")
     outcome = delivery.apply_status(get_session(), current_settings(), sid, status, error_code)
     if outcome is not delivery.Outcome.APPLIED:
         log.info("status sid=%s status=%s: %s", sid, status, outcome.value)
@@ -148,6 +150,20 @@ def _required(form: Any, *names: str) -> str:
         if value:
             return value
     raise BadWebhook(f"{names[0]} is required")
+
+
+def _count(raw: str | None, name: str) -> int | None:
+    """A whole number Twilio sends as text (NumMedia, ErrorCode); None when absent or blank."""
+    text = (raw or "").strip()
+    if not text:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise BadWebhook(f"{name} is not a number") from None
+    if not 0 <= value <= _MAX_INT:
+        raise BadWebhook(f"{name} is out of range")
+    return value
 
 
 def _normalize_or_raw(value: str) -> str:
