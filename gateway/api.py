@@ -99,35 +99,36 @@ def normalized_phone(value: str, field: str = "phone") -> str:
 
 
 def request_json() -> Any:
-    """The request's JSON body, or None when it is not JSON.
+    """The request's JSON body, or None when it is not JSON (400 when it is nested too deeply
+    to parse).
 
     Raises ValidationFailed (422) for values JSON can carry but no column can store: text with a
     NUL character (PostgreSQL refuses it) or an unpaired surrogate (``"\\ud800"``: not UTF-8),
     and the numbers NaN and Infinity (not JSON at all, though Python's parser accepts them).
     """
-    payload = request.get_json(silent=True)
+    try:
+        payload = request.get_json(silent=True)
+    except RecursionError:  # arrays or objects nested deeper than the parser goes
+        abort(400, description="the body is nested too deeply")
     errors: dict[str, str] = {}
-    _check_storable(payload, "body", errors)
+    pending: list[tuple[Any, str]] = [(payload, "body")]  # a loop, not recursion: any depth
+    while pending:
+        value, where = pending.pop()
+        if isinstance(value, str):
+            if "\x00" in value or not _encodable(value):
+                errors[where] = "must not contain NUL characters or unpaired surrogates"
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                errors[where] = "must be a finite number"
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                name = key if where == "body" else f"{where}.{key}"
+                pending += [(key, name), (item, name)]
+        elif isinstance(value, list):
+            pending += [(item, f"{where}[{index}]") for index, item in enumerate(value)]
     if errors:
         raise ValidationFailed(errors)
     return payload
-
-
-def _check_storable(value: Any, where: str, errors: dict[str, str]) -> None:
-    if isinstance(value, str):
-        if "\x00" in value or not _encodable(value):
-            errors[where] = "must not contain NUL characters or unpaired surrogates"
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            errors[where] = "must be a finite number"
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            name = key if where == "body" else f"{where}.{key}"
-            _check_storable(key, name, errors)
-            _check_storable(item, name, errors)
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _check_storable(item, f"{where}[{index}]", errors)
 
 
 def _encodable(text: str) -> bool:
@@ -190,7 +191,11 @@ def create_reminder() -> Any:
     payload = request_json()
     if payload is None:
         return jsonify(error="the body must be JSON (Content-Type: application/json)"), 400
+    scope = g.get("api_scope")
+    if isinstance(payload, dict) and payload.get("practice") is None and scope and len(scope) == 1:
+        payload = {**payload, "practice": next(iter(scope))}  # the token's only practice
     reminder = reminders.parse(payload, current_settings())
+    practice_from(reminder.practice.slug)  # outside the token's scope: 404, as for any call
     session = get_session()
     check_sendable(session, reminder)
     audit_event(session, "enqueue_reminder", reminder.practice, reminder.phone,

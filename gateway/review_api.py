@@ -31,11 +31,14 @@ def list_reviews() -> Any:
     audit_event(get_session(), "list_reviews", practice)
     get_session().commit()
     try:
-        items = review.open_items(get_session(), practice.slug, limit=limit + 1, before_id=before)
+        page = review.open_items(get_session(), practice.slug, limit=limit, before_id=before)
     except review.ReviewNotFound:
         raise ValidationFailed({"before": "no review item with this id in the practice"}) from None
-    page = items[:limit]
-    next_before = page[-1].id if len(items) > limit else None
+    # a full page: is there more? (asking for limit + 1 would exceed MAX_LIMIT at limit=500)
+    more = len(page) == limit and review.open_items(
+        get_session(), practice.slug, limit=1, before_id=page[-1].id
+    )
+    next_before = page[-1].id if more else None
     return jsonify(items=[item_json(item) for item in page], next_before=next_before)
 
 

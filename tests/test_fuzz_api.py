@@ -4,7 +4,8 @@ The schema is the document the app serves at ``/api/v1/openapi.json``. For every
 schemathesis sends the document's examples, its coverage cases (boundaries, missing and
 wrongly typed fields, unexpected methods) and random positive and negative requests, each with
 the bearer token, and checks the answer: never a 5xx, a status the document lists for the
-operation, the content type it names, and a body that matches its response schema.
+operation, the content type it names, a body that matches its response schema, and a 401 when
+the same request comes without the token or with a wrong one.
 
 Random values seldom get past the gates a schema cannot describe (a configured practice, a
 dialable number, a stored reminder or review item), so a hook makes about half of the requests
@@ -21,6 +22,7 @@ the document lists.
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -171,6 +173,8 @@ def realistic(draw: Any, case: Any, seeded: dict[str, Any]) -> Any:
         query["practice"] = draw(st.sampled_from(PRACTICES))
     if "before" in query:  # a page cursor is the id of a review item
         query["before"] = draw(st.sampled_from(seeded["reviews"]))
+    if "limit" in query:  # the page size at its bounds
+        query["limit"] = draw(_or(query["limit"], [1, 2, 499, 500]))
     case.query = query
     if isinstance(case.body, dict):
         body = copy.deepcopy(case.body)
@@ -252,3 +256,54 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 @settings(deadline=None, suppress_health_check=list(HealthCheck))
 def test_the_api_answers_every_request_as_its_document_says(case: Any) -> None:
     case.call_and_validate(checks=CHECKS)
+
+
+# --- what the fuzzing found, replayed ------------------------------------------------------------
+# Each was a 500, except: NaN was stored and answered 201 with a body that is not JSON, and the
+# largest page the document allows (limit=500) was the 500.
+
+_CONSENT = f"/api/v1/contacts/{KNOWN[0]}/consent?practice=shared"
+_STAFF = '{"category": "transactional", "action": "opt_out", "channel": "phone", "staff": '
+_REMINDERS = "/api/v1/reminders"
+_REMINDER = reminder_body(id="fz-found")
+_NESTED = "[" * 5000 + "]" * 5000
+_WITH_NAN = json.dumps(
+    {**_REMINDER, "params": {**_REMINDER["params"], "location": "LOCATION"}}
+).replace('"LOCATION"', "NaN")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"),
+    [
+        pytest.param("POST", _REMINDERS, {**_REMINDER, "send_at": "0001-01-01T00:00:00+05:00"},
+                     422, id="send_at-before-year-1-in-utc"),
+        pytest.param("POST", _REMINDERS, {**_REMINDER, "expires_at": "9999-12-31T23:00-05:00"},
+                     422, id="expires_at-after-year-9999-in-utc"),
+        pytest.param("POST", _CONSENT, _STAFF + '"maria", "occurred_at": "0001-01-01T00:00+01:00"}',
+                     422, id="occurred_at-before-year-1-in-utc"),
+        pytest.param("POST", _CONSENT, _STAFF + '"maria\\u0000"}', 422, id="nul-in-staff"),
+        pytest.param("POST", _CONSENT, _STAFF + '"\\ud800"}', 422, id="unpaired-surrogate"),
+        pytest.param("POST", _REMINDERS, _WITH_NAN, 422, id="nan-param"),
+        pytest.param("POST", "/api/v1/reviews/2147483648?practice=shared",
+                     {"resolution": "dismiss", "staff": "maria"}, 404, id="id-over-int32"),
+        pytest.param("POST", "/api/v1/reviews/99999999999999999999?practice=shared",
+                     {"resolution": "dismiss", "staff": "maria"}, 404, id="id-over-int64"),
+        pytest.param("GET", "/api/v1/reminders/fz%00?practice=shared", None, 404, id="nul-in-id"),
+        pytest.param("GET", "/api/v1/reviews?practice=shared&limit=" + "1" * 5000, None, 422,
+                     id="limit-of-5000-digits"),
+        pytest.param("GET", "/api/v1/reviews?practice=shared&limit=500", None, 200,
+                     id="the-largest-page"),
+        pytest.param("POST", _REMINDERS, _NESTED, 400, id="nested-5000-deep"),
+        pytest.param("PATCH", f"/api/v1/contacts/{KNOWN[0]}?practice=shared", _NESTED, 400,
+                     id="nested-5000-deep-patch"),
+    ],
+)  # fmt: skip
+def test_what_the_fuzzing_found_is_answered_without_a_server_error(api, method, path, body, status):
+    if isinstance(body, str):
+        kwargs = {"data": body, "content_type": "application/json"}
+    else:
+        kwargs = {} if body is None else {"json": body}
+    response = getattr(api, method.lower())(path, **kwargs)
+    assert response.status_code == status, response.get_data(as_text=True)
+    if status >= 400:
+        assert set(response.get_json()) & {"error", "errors"}

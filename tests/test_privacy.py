@@ -71,6 +71,21 @@ def test_another_practice_answers_404_not_403_so_it_cannot_be_probed(scoped, pat
     assert response.get_json() == {"error": "no practice 'split'"}  # the same answer
 
 
+def test_a_scoped_token_cannot_enqueue_for_another_practice(scoped, session):
+    app, _ = scoped
+    client = app.test_client()
+    body = {"id": "appt-x", "to": PATIENT, "send_at": "2026-03-02T15:00:00Z",
+            "template": "appointment_reminder",
+            "params": {"appointment_time": "2026-03-03T15:00:00Z"}}  # fmt: skip
+    headers = {"Authorization": f"Bearer {SHARED_ONLY}"}
+    other = client.post("/api/v1/reminders", json={**body, "practice": "split"}, headers=headers)
+    assert other.status_code == 404
+    assert other.get_json() == {"error": "no practice 'split'"}
+    assert count(session, OutboundMessage) == 0
+    own = client.post("/api/v1/reminders", json=body, headers=headers)  # defaults to its practice
+    assert (own.status_code, own.get_json()["practice"]) == (201, "shared")
+
+
 def test_an_unscoped_token_reaches_every_practice(scoped):
     _, get = scoped
     for practice in ("shared", "split"):
