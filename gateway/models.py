@@ -17,6 +17,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -254,6 +255,16 @@ class OutboundMessage(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: when a final delivery status (delivered / undelivered / failed) arrived
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SenderPacing(Base):
+    """The next free send slot of one sender (a number or a Messaging Service), in seconds since
+    the epoch; every dispatcher reserves its slots here, so together they keep the sender's rate."""
+
+    __tablename__ = "sender_pacing"
+
+    sender: Mapped[str] = mapped_column(String(64), primary_key=True)
+    next_slot: Mapped[float] = mapped_column(Float(precision=53))
 
 
 class Suppression(Base):
