@@ -149,7 +149,8 @@ def contact_update(payload: dict[str, Any], number: str) -> dict[str, Any]:
     return values
 
 
-_CHANNELS = ("phone", "front_desk", "email", "mail", "other")
+#: how consent taken outside SMS reached the practice (this API and the staff console)
+CONSENT_CHANNELS = ("phone", "front_desk", "email", "mail", "other")
 
 
 @bp.post("/contacts/<phone_text>/consent")
@@ -179,8 +180,8 @@ def record_consent(phone_text: str) -> Any:
             "marketing needs express written consent: record it with "
             "POST /api/v1/contacts/<phone>/marketing-consent (double opt-in)"
         )
-    if payload.get("channel") not in _CHANNELS:
-        errors["channel"] = "must be one of " + ", ".join(_CHANNELS)
+    if payload.get("channel") not in CONSENT_CHANNELS:
+        errors["channel"] = "must be one of " + ", ".join(CONSENT_CHANNELS)
     staff = payload.get("staff")
     if not isinstance(staff, str) or not staff.strip() or len(staff) > 128:
         errors["staff"] = "required: who took it (up to 128 characters)"
