@@ -8,7 +8,7 @@ PYTHON ?= python3
 GATEWAY_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 export GATEWAY_TEST_POSTGRES_URL
 
-.PHONY: install run test lint postgres prism
+.PHONY: install run test lint postgres prism chromium
 
 install: $(VENV)/.installed
 
@@ -22,9 +22,10 @@ run: install
 	$(BIN)/flask --app app db upgrade
 	@$(BIN)/flask --app app credentials
 	@echo "Gateway on http://127.0.0.1:$(PORT) with its scheduler (console transport; Ctrl-C stops both)"
+	@echo "Staff console: http://127.0.0.1:$(PORT)/console/ (an account: $(BIN)/flask --app app staff create EMAIL --practice SLUG)"
 	PATH="$(abspath $(BIN)):$$PATH" PORT=$(PORT) $(BIN)/honcho start web scheduler
 
-test: install postgres prism lint
+test: install postgres prism chromium lint
 	$(BIN)/pytest
 
 lint: install
@@ -42,3 +43,8 @@ postgres:
 # Outside CI, a machine without npm skips that one test instead of failing the run.
 prism:
 	@tests/tools/install-prism >/dev/null || [ -z "$$CI" ]
+
+# Debian's Chromium (apt-get), which Playwright drives in the staff console's browser tests.
+# Outside CI, a machine without apt-get skips those tests instead of failing the run.
+chromium:
+	@tests/tools/install-chromium >/dev/null || [ -z "$$CI" ]

@@ -32,7 +32,7 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
     from gateway import api, cli, contacts_api, db, health, openapi, review_api, transport, webhooks
 
     del contacts_api, review_api  # imported for their routes on api.bp
-    db.init_app(app, settings.database_url)
+    db.init_app(app, settings.database_url, pool_size=settings.dispatch_concurrency + 4)
     app.extensions["gateway.transport"] = transport.transport_for(
         account_sid=settings.twilio_account_sid,
         auth_token=settings.twilio_auth_token,
@@ -46,6 +46,9 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
     from gateway import cli_privacy
 
     cli_privacy.init_app(app)
+    from gateway import console
+
+    console.init_app(app)
     _register_error_handlers(app)
     _configure_logging()
     return app

@@ -92,7 +92,7 @@ def dispatch() -> None:
     from gateway.dispatch import Dispatcher
 
     app = current_app._get_current_object()
-    summary = Dispatcher.from_app(app, batch=current_settings().dispatch_batch).run_pass()
+    summary = Dispatcher.from_app(app).run_pass()
     click.echo(str(summary))
 
 

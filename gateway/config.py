@@ -28,6 +28,10 @@ EXAMPLE_PRACTICES_FILE = PROJECT_ROOT / "practices.example.toml"
 #: the default sending window (Florida's 8 pm limit) and the widest a practice may set (TCPA 9 pm)
 DEFAULT_WINDOW = (time(8, 0), time(20, 0))
 LEGAL_WINDOW = (time(8, 0), time(21, 0))
+#: messages per second per sender unless the practices file says otherwise: a US long code's
+#: guaranteed throughput (10DLC, toll-free and short codes are faster: set theirs)
+DEFAULT_RATE = 1.0
+MAX_RATE = 10_000.0
 _WINDOW = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
 _SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 _MESSAGING_SERVICE_SID = re.compile(r"^MG[0-9a-f]{32}$")  # as Twilio sends it: lower-case hex
@@ -72,6 +76,10 @@ class Practice:
     review_alert_hours: int = 24
     #: an unanswered double opt-in request expires after this
     double_opt_in_hours: int = 168
+    #: messages per second each category's sender may send (None: no limit in the gateway)
+    rates: Mapping[Category, float | None] = field(
+        default_factory=lambda: {c: DEFAULT_RATE for c in Category}
+    )
 
     def categories_for_sender(self, sender: str) -> tuple[Category, ...]:
         """The categories a sender (number or Messaging Service SID) carries, in a fixed order."""
@@ -94,12 +102,20 @@ class Settings:
     encryption_keys: tuple[str, ...] = ()
     #: the HMAC key of the number hashes in the suppression list and the audit log (never rotated)
     hash_key: str = ""
+    #: signs the staff console's session cookies (Flask's SECRET_KEY)
+    secret_key: str = ""
     #: API token -> the practices it may reach (None: every practice)
     token_scopes: Mapping[str, frozenset[str] | None] = field(default_factory=dict, repr=False)
     #: seconds between dispatch passes of the scheduler process
     dispatch_interval: float = 2.0
     #: messages claimed per pass
     dispatch_batch: int = 100
+    #: sends in flight at once per scheduler process (its thread pool)
+    dispatch_concurrency: int = 16
+    #: how long a claimed message stays a dispatcher's before housekeeping takes it back
+    dispatch_lease: float = 120.0
+    #: ask Twilio for a sent message's status when no final callback came after this (seconds)
+    reconcile_after: float = 900.0
     #: sender (E.164 or MG SID) -> (practice slug, categories)
     _senders: Mapping[str, tuple[str, tuple[Category, ...]]] = field(
         default_factory=dict, repr=False
@@ -111,6 +127,15 @@ class Settings:
             for sender in practice.senders.values():
                 senders[sender] = (practice.slug, practice.categories_for_sender(sender))
         object.__setattr__(self, "_senders", senders)
+
+    def sender_rates(self) -> dict[str, float | None]:
+        """Each sender's messages per second: the lowest of its categories' (None: unlimited)."""
+        limits: dict[str, list[float]] = {}
+        for practice in self.practices.values():
+            for category, sender in practice.senders.items():
+                rate = practice.rates.get(category)
+                limits.setdefault(sender, []).extend([rate] if rate else [])
+        return {sender: min(rates) if rates else None for sender, rates in limits.items()}
 
     def resolve_sender(
         self, to: str | None, messaging_service_sid: str | None = None
@@ -154,6 +179,8 @@ def load_settings(env: Mapping[str, str], instance_path: Path) -> Settings:
             )
         if not (env.get("GATEWAY_HASH_KEY") or "").strip():
             raise ConfigError("GATEWAY_HASH_KEY: required when GATEWAY_ENV=production")
+        if not (env.get("GATEWAY_SECRET_KEY") or "").strip():
+            raise ConfigError("GATEWAY_SECRET_KEY: required when GATEWAY_ENV=production")
         if not (env.get("TWILIO_ACCOUNT_SID") or "").strip():
             # without it the console transport would print message bodies to stdout
             raise ConfigError("TWILIO_ACCOUNT_SID: required when GATEWAY_ENV=production")
@@ -163,13 +190,15 @@ def load_settings(env: Mapping[str, str], instance_path: Path) -> Settings:
         k.strip() for k in (env.get("GATEWAY_ENCRYPTION_KEYS") or "").split(",") if k.strip()
     )
     hash_key = (env.get("GATEWAY_HASH_KEY") or "").strip()
-    if not tokens or not auth_token or not encryption_keys or not hash_key:
+    secret_key = (env.get("GATEWAY_SECRET_KEY") or "").strip()
+    if not tokens or not auth_token or not encryption_keys or not hash_key or not secret_key:
         dev = development_secrets(instance_path)
         if not tokens:
             tokens, scopes = (dev["api_token"],), {dev["api_token"]: None}
         auth_token = auth_token or dev["twilio_auth_token"]
         encryption_keys = encryption_keys or (dev["encryption_key"],)
         hash_key = hash_key or dev["hash_key"]
+        secret_key = secret_key or dev["secret_key"]
     for key in encryption_keys:
         if not _is_fernet_key(key):
             raise ConfigError(
@@ -178,6 +207,8 @@ def load_settings(env: Mapping[str, str], instance_path: Path) -> Settings:
             )
     if len(hash_key) < 32:
         raise ConfigError("GATEWAY_HASH_KEY: needs at least 32 characters")
+    if len(secret_key) < 32:
+        raise ConfigError("GATEWAY_SECRET_KEY: needs at least 32 characters")
     for token in tokens:
         if len(token) < 16:
             raise ConfigError("GATEWAY_API_TOKEN: each token needs at least 16 characters")
@@ -191,6 +222,9 @@ def load_settings(env: Mapping[str, str], instance_path: Path) -> Settings:
     return Settings(
         dispatch_interval=_env_number(env, "GATEWAY_DISPATCH_INTERVAL", 2.0, 0.1, 3600),
         dispatch_batch=int(_env_number(env, "GATEWAY_DISPATCH_BATCH", 100, 1, 10_000)),
+        dispatch_concurrency=int(_env_number(env, "GATEWAY_DISPATCH_CONCURRENCY", 16, 1, 256)),
+        dispatch_lease=_env_number(env, "GATEWAY_DISPATCH_LEASE", 120, 5, 3600),
+        reconcile_after=_env_number(env, "GATEWAY_RECONCILE_AFTER", 900, 1, 7 * 86400),
         database_url=database_url,
         practices=practices,
         api_tokens=tokens,
@@ -201,6 +235,7 @@ def load_settings(env: Mapping[str, str], instance_path: Path) -> Settings:
         environment=environment,
         encryption_keys=encryption_keys,
         hash_key=hash_key,
+        secret_key=secret_key,
         token_scopes=scopes,
     )
 
@@ -251,6 +286,7 @@ def _new_secrets() -> dict[str, str]:
         "twilio_auth_token": secrets.token_hex(16),
         "encryption_key": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
         "hash_key": secrets.token_urlsafe(32),
+        "secret_key": secrets.token_urlsafe(32),
     }
 
 
@@ -298,6 +334,7 @@ def _sqlalchemy_url(url: str) -> str:
 _PRACTICE_KEYS = {
     "name", "time_zone", "help_contact", "senders", "website", "frequency", "language", "age",
     "retention", "sending_window", "caps", "review_alert_hours", "double_opt_in_hours",
+    "rate_limit",
 }  # fmt: skip
 _CAP_KEYS = {"transactional_per_day", "transactional_per_week", "marketing_per_day"}
 _AGE_KEYS = {"minimum", "guardian_required_under"}
@@ -398,6 +435,7 @@ def _parse_practice(slug: str, table: object) -> Practice:
     marketing_per_day = _int(caps, f"{key}.caps", "marketing_per_day", 3, 1, 3)
     review_alert = _int(table, key, "review_alert_hours", 24, 1, 24 * 30)
     double_opt_in = _int(table, key, "double_opt_in_hours", 168, 1, 24 * 30)
+    rates = _rates(f"{key}.rate_limit", table.get("rate_limit", {}))
 
     return Practice(
         windows=windows,
@@ -406,6 +444,7 @@ def _parse_practice(slug: str, table: object) -> Practice:
         marketing_per_day=marketing_per_day,
         review_alert_hours=review_alert,
         double_opt_in_hours=double_opt_in,
+        rates=rates,
         slug=slug,
         name=name,
         time_zone=time_zone,
@@ -442,6 +481,31 @@ def _windows(key: str, table: object) -> dict[Category, tuple[time, time]]:
             raise ConfigError(f"{key}.{name}: may not be wider than 08:00-21:00 local time")
         windows[category] = (start, end)
     return windows
+
+
+def _rates(key: str, table: object) -> dict[Category, float | None]:
+    """``transactional = 1`` per category: messages per second of that category's sender.
+
+    0 means no limit in the gateway (Twilio queues what exceeds the sender's throughput).
+    """
+    if not isinstance(table, dict):
+        raise ConfigError(f"{key}: must be a table of category = messages per second")
+    rates: dict[Category, float | None] = {c: DEFAULT_RATE for c in Category}
+    for name, value in table.items():
+        try:
+            category = Category(name)
+        except ValueError:
+            raise ConfigError(f"{key}.{name}: unknown category") from None
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not (value == 0 or 0.1 <= value <= MAX_RATE)
+        ):
+            raise ConfigError(
+                f"{key}.{name}: messages per second, 0 (no limit) or from 0.1 to {MAX_RATE:g}"
+            )
+        rates[category] = float(value) or None
+    return rates
 
 
 def _sender(key: str, value: object) -> str:

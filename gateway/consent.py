@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway import send_lock
 from gateway.domain import Action, Category, ConsentStatus, Source
 from gateway.models import ConsentEvent, utcnow
 
@@ -67,7 +68,12 @@ def record(
     evidence: Mapping[str, Any] | None = None,
     inbound_message_id: int | None = None,
 ) -> ConsentEvent:
-    """Append one event (flushed, not committed: the caller owns the transaction)."""
+    """Append one event (flushed, not committed: the caller owns the transaction).
+
+    Waits first for any send to ``phone`` under way (see ``gateway.send_lock``), so that no text
+    starts after this event commits.
+    """
+    send_lock.exclusive(session, phone)
     now = utcnow()
     event = ConsentEvent(
         practice=practice,
@@ -128,9 +134,16 @@ def current(
 
 def state_from(category: Category, event: ConsentEvent | None) -> ConsentState:
     """The state an event leaves its category in (pure)."""
-    if event is None:
-        return ConsentState(category, _NO_EVENT_STATUS[category])
-    return ConsentState(category, _STATUS_OF_ACTION[event.action], event)
+    return ConsentState(category, status_of(category, event.action if event else None), event)
+
+
+def status_of(category: Category, action: str | None) -> ConsentStatus:
+    """The status an event's action leaves its category in; ``None``: no event yet (pure)."""
+    return _NO_EVENT_STATUS[category] if action is None else _STATUS_OF_ACTION[action]
+
+
+def may_send_in(category: Category, status: ConsentStatus) -> bool:
+    return status in _MAY_SEND[category]
 
 
 def may_send(session: Session, practice: str, phone: str, category: Category) -> bool:

@@ -22,37 +22,53 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
-            dbapi_connection.isolation_level = None  # let the "begin" hook below issue BEGIN
+            dbapi_connection.isolation_level = None  # let do_begin below issue BEGIN
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
 
-        @event.listens_for(engine, "begin")
-        def _sqlite_begin(connection: Any) -> None:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-
+        # Every transaction starts with BEGIN IMMEDIATE, sent by the dialect's own begin step
+        # (a no-op for pysqlite) straight to the driver: cheaper than a statement through the
+        # engine in a "begin" event, and a failure ("database is locked" after the busy timeout)
+        # is still raised as SQLAlchemy's OperationalError (a 503 for the webhooks).
+        engine.dialect.do_begin = _sqlite_begin_immediate  # type: ignore[method-assign]
         return engine
     kwargs.setdefault("pool_pre_ping", True)
+    # An unreachable server fails fast: webhooks answer 503 well within Twilio's 15 s, and
+    # Twilio tries the fallback URL.
+    if "connect_timeout" not in url:
+        kwargs.setdefault("connect_args", {"connect_timeout": 3})
     kwargs.setdefault("pool_size", 5)
     kwargs.setdefault("max_overflow", 10)
     return create_engine(url, **kwargs)
 
 
+def _sqlite_begin_immediate(dbapi_connection: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("BEGIN IMMEDIATE")
+    finally:
+        cursor.close()
+
+
 class Database:
     """The app's engine and session factory (``app.extensions["gateway.db"]``)."""
 
-    def __init__(self, url: str) -> None:
-        self.engine = make_engine(url)
+    def __init__(self, url: str, **engine_options: Any) -> None:
+        self.engine = make_engine(url, **engine_options)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def dispose(self) -> None:
         self.engine.dispose()
 
 
-def init_app(app: Flask, url: str) -> Database:
-    database = Database(url)
+def init_app(app: Flask, url: str, *, pool_size: int = 5) -> Database:
+    """``pool_size``: connections kept per process (the scheduler's send threads each hold one
+    while Twilio answers); the pool opens them only as they are needed."""
+    options = {} if url.startswith("sqlite") else {"pool_size": pool_size}
+    database = Database(url, **options)
     app.extensions["gateway.db"] = database
     app.teardown_appcontext(_close_session)
     return database

@@ -1,9 +1,15 @@
-"""One dispatch pass: claim due messages, decide, render, send, record.
+"""Dispatch: claim due messages, decide, render, pace, send, record.
 
 Each message is decided at the moment of sending (a STOP that arrived after enqueue wins), in its
 own short transaction, and the request to Twilio happens outside any transaction. Just before the
 request, ``send_started_at`` is committed: if the process dies after that, housekeeping marks the
-message ``uncertain`` instead of sending it again.
+message ``uncertain`` and reconciliation asks Twilio before anything is sent again.
+
+Sends run on a thread pool (``concurrency`` requests in flight at most), so Twilio's latency does
+not bound throughput; each sender's rate limit is kept across all processes by
+``gateway.pacing``; on PostgreSQL a send holds a shared lock on the recipient's number from the
+consent check until Twilio answers, so no text starts after a committed STOP
+(``gateway.send_lock``).
 """
 
 from __future__ import annotations
@@ -12,14 +18,19 @@ import logging
 import os
 import random
 import socket
+import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Flask
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from gateway import (
     consent,
@@ -30,8 +41,10 @@ from gateway import (
     policy,
     privacy,
     recipients,
+    reconcile,
     reminders,
     retry,
+    send_lock,
     sms_templates,
     windows,
 )
@@ -39,11 +52,14 @@ from gateway.config import Practice, Settings
 from gateway.db import Database
 from gateway.delivery import react_to_error
 from gateway.domain import Category, ConsentStatus, OutboxStatus, SkipReason, Unreachable
-from gateway.models import OutboundMessage, utcnow
+from gateway.models import Contact, OutboundMessage, utcnow
+from gateway.pacing import Busy, Pacer
 from gateway.transport import (
+    TOO_MANY_REQUESTS,
     OutboundSms,
     PermanentSendError,
     RetryableSendError,
+    SendError,
     SendResult,
     Transport,
 )
@@ -56,7 +72,7 @@ _IN_FLIGHT = (OutboxStatus.SENDING, OutboxStatus.UNCERTAIN)
 
 @dataclass
 class PassSummary:
-    """What one pass did."""
+    """What one pass (or one drain) did."""
 
     claimed: int = 0
     sent: int = 0
@@ -64,7 +80,21 @@ class PassSummary:
     retrying: int = 0
     failed: int = 0
     uncertain: int = 0
+    #: put back untried: the sender's rate limit, a recipient that changed mid-decision
+    paced: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
+
+    def add(self, outcome: str) -> None:
+        kind, _, reason = outcome.partition(":")
+        if kind == "skipped":
+            self.skipped[reason] += 1
+        elif kind != "none":
+            setattr(self, kind, getattr(self, kind) + 1)
+
+    def merge(self, other: PassSummary) -> None:
+        for name in ("claimed", "sent", "deferred", "retrying", "failed", "uncertain", "paced"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.skipped.update(other.skipped)
 
     def __str__(self) -> str:
         skipped = sum(self.skipped.values())
@@ -74,6 +104,7 @@ class PassSummary:
             + (f" ({reasons})" if reasons else "")
             + f", deferred {self.deferred}, retrying {self.retrying}, failed {self.failed}"
             + (f", uncertain {self.uncertain}" if self.uncertain else "")
+            + (f", paced {self.paced}" if self.paced else "")
         )
 
 
@@ -83,8 +114,12 @@ class _Prepared:
     attempts: int
 
 
+#: what _decide answers when the message is not to be sent now (the outcome, for the summary)
+_Outcome = str
+
+
 class Dispatcher:
-    """Sends what is due. One instance per process; ``run_pass`` is called by the scheduler."""
+    """Sends what is due. One instance per process; the scheduler calls ``drain``."""
 
     def __init__(
         self,
@@ -93,23 +128,32 @@ class Dispatcher:
         transport: Transport,
         *,
         owner: str | None = None,
-        lease: timedelta = timedelta(minutes=2),
-        batch: int = 100,
+        lease: timedelta | None = None,
+        batch: int | None = None,
+        concurrency: int | None = None,
         clock: Callable[[], datetime] = utcnow,
         rng: random.Random | None = None,
         max_attempts: int = retry.MAX_ATTEMPTS,
+        pacer: Pacer | None = None,
     ) -> None:
         self.database = database
         self.settings = settings
         self.transport = transport
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
-        self.lease = lease
-        self.batch = batch
+        self.lease = lease or timedelta(seconds=settings.dispatch_lease)
+        self.batch = batch or settings.dispatch_batch
+        self.concurrency = concurrency or settings.dispatch_concurrency
         self.clock = clock
         self.rng = rng or random.Random()
         self.max_attempts = max_attempts
+        self.pacer = pacer or Pacer(database.sessions, settings.sender_rates())
+        self.reconcile_after = timedelta(seconds=settings.reconcile_after)
+        self.locking = send_lock.supported(database.engine.dialect.name)
         base = settings.public_base_url
         self.status_callback = base + STATUS_CALLBACK_PATH if base else None
+        self._queued: Counter[str] = Counter()  # per sender: messages put back behind its pace
+        self._queued_lock = threading.Lock()
+        self._local_locks = send_lock.Striped()
 
     @classmethod
     def from_app(cls, app: Flask, **kwargs: Any) -> Dispatcher:
@@ -121,81 +165,182 @@ class Dispatcher:
         )
 
     def run_pass(self) -> PassSummary:
+        """Claim one batch and process it (sends in parallel); returns what happened."""
         summary = PassSummary()
-        with self.database.sessions() as session:
-            claimed = outbox.claim_due(
-                session, now=self.clock(), owner=self.owner, lease=self.lease, limit=self.batch
-            )
+        claimed = self._claim()
         summary.claimed = len(claimed)
-        for message in claimed:
-            self._process(message, summary)
+        if len(claimed) == 1 or self.concurrency == 1:
+            for message in claimed:
+                summary.add(self._process(message))
+        elif claimed:
+            with ThreadPoolExecutor(min(self.concurrency, len(claimed)), "dispatch") as pool:
+                for outcome in pool.map(self._process, claimed):
+                    summary.add(outcome)
+        self._queued.clear()
         if claimed:
             log.info("dispatch pass: %s", summary)
         return summary
 
-    def _process(self, message: OutboundMessage, summary: PassSummary) -> None:
-        prepared = self._decide(message, summary)
-        if prepared is None:
-            return
-        try:
-            result = self.transport.send(prepared.sms)
-        except RetryableSendError as exc:
-            self._retry_or_fail(message, prepared.attempts, exc, summary)
-        except PermanentSendError as exc:
-            self._fail(message, prepared.attempts, exc, summary)
-        except Exception:  # a bug or an unknown failure: Twilio may have the message
-            log.exception("send of message %s failed unexpectedly; marked uncertain", message.id)
-            self._record(message, status=OutboxStatus.UNCERTAIN, attempts=prepared.attempts,
-                         reason="unexpected error while sending")  # fmt: skip
-            summary.uncertain += 1
-        else:
-            self._sent(message, prepared.attempts, result)
-            summary.sent += 1
+    def drain(self, stop: threading.Event | None = None) -> PassSummary:
+        """Send until nothing is due, claiming the next batch while the last is still sending,
+        so the pool never runs dry between batches. ``stop`` ends claiming; what was claimed is
+        finished."""
+        total = PassSummary()
+        pending: set[Future[_Outcome]] = set()
+        exhausted = False
+        with ThreadPoolExecutor(self.concurrency, "dispatch") as pool:
+            while True:
+                if not exhausted and len(pending) <= self.concurrency:
+                    if stop is not None and stop.is_set():
+                        exhausted = True
+                    else:
+                        claimed = self._claim()
+                        total.claimed += len(claimed)
+                        exhausted = len(claimed) < self.batch
+                        pending |= {pool.submit(self._process, m) for m in claimed}
+                if not pending:
+                    break
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    total.add(future.result())
+        self._queued.clear()
+        if total.claimed:
+            log.info("dispatch: %s", total)
+        return total
 
-    def _decide(self, message: OutboundMessage, summary: PassSummary) -> _Prepared | None:
-        """Apply the policy; for a send, render it and commit ``send_started_at``."""
+    def _claim(self) -> list[OutboundMessage]:
+        with self.database.sessions() as session:
+            return outbox.claim_due(
+                session, now=self.clock(), owner=self.owner, lease=self.lease, limit=self.batch
+            )
+
+    def _process(self, message: OutboundMessage) -> _Outcome:
+        try:
+            return self._process_one(message)
+        except Exception:  # one message's trouble must not stop the others; its lease expires
+            log.exception("message %s: dispatch failed; housekeeping will take it back", message.id)
+            return "none"
+
+    def _process_one(self, message: OutboundMessage) -> _Outcome:
+        with self._guard(message) as (session, locked):
+            prepared = self._decide(message, session, locked)
+            if isinstance(prepared, str):
+                return prepared
+            try:
+                result = self.transport.send(prepared.sms)
+            except SendError as exc:
+                error: SendError | Exception = exc
+            except Exception as exc:  # a bug or an unknown failure: Twilio may have the message
+                log.exception("send of message %s failed unexpectedly", message.id)
+                error = exc
+            else:
+                error = None  # type: ignore[assignment]
+        # Recorded after the recipient's lock is released: a 21610 records a consent event,
+        # which takes that lock exclusively.
+        if error is None:
+            self._sent(message, prepared.attempts, result)
+            return "sent"
+        if isinstance(error, RetryableSendError):
+            return self._retry_or_fail(message, prepared.attempts, error)
+        if isinstance(error, PermanentSendError):
+            return self._fail(message, prepared.attempts, error)
+        self._uncertain(message, prepared.attempts, error)
+        return "uncertain"
+
+    @contextmanager
+    def _guard(self, message: OutboundMessage) -> Iterator[tuple[Session, frozenset[str]]]:
+        """A session for deciding, and every number the message might go to (the patient's, a
+        guardian's, an alternate) locked until the block ends: in this process, and on
+        PostgreSQL across processes (``gateway.send_lock``). So two messages to one number are
+        decided one after the other (frequency caps hold) and a consent change waits for a send
+        under way. Yields (session, the numbers locked)."""
+        with self.database.sessions() as session:
+            row = session.execute(
+                select(Contact.guardian_phone, Contact.alternate_phone).where(
+                    Contact.practice == message.practice, Contact.phone == message.phone
+                )
+            ).first()
+            session.rollback()
+        phones = frozenset(p for p in (message.phone, *(row or ())) if p)
+        with self._local_locks.hold(phones):
+            if not self.locking:
+                with self.database.sessions() as session:
+                    yield session, phones
+                return
+            with self.database.engine.connect() as connection:
+                keys = send_lock.hold(connection, phones)
+                try:
+                    with Session(bind=connection, expire_on_commit=False) as session:
+                        yield session, phones
+                finally:
+                    connection.rollback()
+                    send_lock.release(connection, keys)
+
+    def _behind_pace(
+        self, session: Session, message: OutboundMessage, sender: str, busy: Busy
+    ) -> _Outcome:
+        """Put the message back for when the sender will have a slot for it (those put back
+        in one pass one interval apart, so that they do not all come due at once)."""
+        rate = self.pacer.rates[sender] or 1.0
+        with self._queued_lock:
+            ahead = self._queued[sender]
+            self._queued[sender] += 1
+        until = datetime.fromtimestamp(busy.next_free + ahead / rate, UTC)
+        return self._leave(
+            session, message, "paced", status=OutboxStatus.SCHEDULED, next_attempt_at=until,
+            reason=f"waiting for the sender's rate limit ({rate:g}/s)",
+        )  # fmt: skip
+
+    def _decide(
+        self, message: OutboundMessage, session: Session, locked: frozenset[str]
+    ) -> _Prepared | _Outcome:
+        """Apply the policy; for a send, render it, wait for the sender's slot, and commit
+        ``send_started_at``."""
         now = self.clock()
         practice = self.settings.practices.get(message.practice)
-        with self.database.sessions() as session:
-            if practice is None:  # removed from the practices file since enqueue
-                self._finish(session, message, status=OutboxStatus.SKIPPED,
-                             reason=SkipReason.NO_SENDER.value)  # fmt: skip
-                summary.skipped[SkipReason.NO_SENDER.value] += 1
-                return None
-            facts, recipient, language = self._facts(session, message, practice, now)
-            try:
-                body = gsm7.to_gsm7(
-                    reminders.render(message.template, message.params, practice, language)
-                )
-            except Exception as exc:
-                self._finish(session, message, status=OutboxStatus.FAILED, completed_at=now,
-                             reason=f"template did not render: {type(exc).__name__}")  # fmt: skip
-                summary.failed += 1
-                return None
-            facts = replace(facts, body_chars=len(body), body_segments=gsm7.segments(body))
-            decision = policy.decide(facts, now)
-            if isinstance(decision, policy.Skip):
-                self._finish(session, message, status=OutboxStatus.SKIPPED,
-                             reason=decision.reason.value)  # fmt: skip
-                summary.skipped[decision.reason.value] += 1
-                return None
-            if isinstance(decision, policy.Defer):
-                self._finish(session, message, status=OutboxStatus.SCHEDULED,
-                             next_attempt_at=decision.until, reason=decision.reason)  # fmt: skip
-                summary.deferred += 1
-                return None
-            assert recipient is not None
-            sender = practice.senders[Category(message.category)]
-            started = outbox.transition(
-                session, message.id, OutboxStatus.SENDING, owner=self.owner,
-                send_started_at=now, body=body, sender=sender, sent_to=recipient,
-            )  # fmt: skip
-            session.commit()
-            if not started:
-                log.warning(
-                    "message %s: lease lost before sending; left to its new owner", message.id
-                )
-                return None
+        if practice is None:  # removed from the practices file since enqueue
+            reason = SkipReason.NO_SENDER.value
+            return self._leave(session, message, f"skipped:{reason}",
+                               status=OutboxStatus.SKIPPED, reason=reason)  # fmt: skip
+        facts, recipient, language = self._facts(session, message, practice, now)
+        try:
+            body = gsm7.to_gsm7(
+                reminders.render(message.template, message.params, practice, language)
+            )
+        except Exception as exc:
+            return self._leave(session, message, "failed", status=OutboxStatus.FAILED,
+                               completed_at=now,
+                               reason=f"template did not render: {type(exc).__name__}")  # fmt: skip
+        facts = replace(facts, body_chars=len(body), body_segments=gsm7.segments(body))
+        decision = policy.decide(facts, now)
+        if isinstance(decision, policy.Skip):
+            reason = decision.reason.value
+            return self._leave(session, message, f"skipped:{reason}",
+                               status=OutboxStatus.SKIPPED, reason=reason)  # fmt: skip
+        if isinstance(decision, policy.Defer):
+            return self._leave(session, message, "deferred", status=OutboxStatus.SCHEDULED,
+                               next_attempt_at=decision.until, reason=decision.reason)  # fmt: skip
+        assert recipient is not None
+        if recipient not in locked:  # its contact changed just now
+            return self._leave(session, message, "paced", status=OutboxStatus.SCHEDULED,
+                               next_attempt_at=now,
+                               reason="recipient changed while deciding; next pass")  # fmt: skip
+        sender = practice.senders[Category(message.category)]
+        if self.pacer.paced(sender):
+            session.commit()  # end the reads: no transaction is held while waiting
+            slot = self.pacer.reserve(sender)
+            if isinstance(slot, Busy):
+                return self._behind_pace(session, message, sender, slot)
+            self.pacer.wait(slot)  # the recipient's lock is still held: no STOP slips in
+            now = self.clock()
+        started = outbox.transition(
+            session, message.id, OutboxStatus.SENDING, owner=self.owner,
+            send_started_at=now, body=body, sender=sender, sent_to=recipient,
+        )  # fmt: skip
+        session.commit()
+        if not started:
+            log.warning("message %s: lease lost before sending; left to its new owner", message.id)
+            return "none"
         message.sender = sender
         sms = OutboundSms(
             to=recipient, sender=sender, body=body, status_callback=self.status_callback
@@ -272,37 +417,51 @@ class Dispatcher:
         )
         return facts, recipient.phone, (target.language if target else None) or language
 
-    def _finish(self, session: Any, message: OutboundMessage, **values: Any) -> None:
-        outbox.transition(
+    def _leave(
+        self, session: Session, message: OutboundMessage, outcome: _Outcome, **values: Any
+    ) -> _Outcome:
+        """``_finish``, answering ``outcome``, or "none" when the lease was lost meanwhile."""
+        return outcome if self._finish(session, message, **values) else "none"
+
+    def _finish(self, session: Session, message: OutboundMessage, **values: Any) -> bool:
+        """Leave the message with ``values`` unless its lease was lost; commits."""
+        moved = outbox.transition(
             session, message.id, OutboxStatus.SENDING, owner=self.owner,
             lease_owner=None, lease_expires_at=None, **values,
         )  # fmt: skip
         session.commit()
+        return moved
 
     def _sent(self, message: OutboundMessage, attempts: int, result: SendResult) -> None:
         # Recorded even if housekeeping meanwhile marked it uncertain: Twilio has it.
+        now = self.clock()
         self._record(message, status=OutboxStatus.SENT, attempts=attempts, provider_sid=result.sid,
-                     provider_status=result.status, sent_at=self.clock(), reason=None,
-                     error_code=None)  # fmt: skip
+                     provider_status=result.status, sent_at=now, reason=None, error_code=None,
+                     next_attempt_at=now + self.reconcile_after)  # fmt: skip
+
+    def _uncertain(self, message: OutboundMessage, attempts: int, exc: Exception) -> None:
+        """Twilio may have the message: reconciliation looks it up before any resend."""
+        reason = str(exc) if isinstance(exc, SendError) else "unexpected error while sending"
+        self._record(message, status=OutboxStatus.UNCERTAIN, attempts=attempts,
+                     next_attempt_at=self.clock() + reconcile.FIRST_LOOK,
+                     reason=f"{reason}; checking with Twilio before resending")  # fmt: skip
 
     def _retry_or_fail(
-        self, message: OutboundMessage, attempts: int, exc: RetryableSendError, summary: PassSummary
-    ) -> None:
-        if retry.gives_up(attempts, self.max_attempts):
+        self, message: OutboundMessage, attempts: int, exc: RetryableSendError
+    ) -> _Outcome:
+        throttled = exc.http_status == 429 or exc.code == TOO_MANY_REQUESTS
+        if retry.gives_up(attempts, self.max_attempts, throttled=throttled):
             self._record(message, status=OutboxStatus.FAILED, attempts=attempts,
                          error_code=exc.code, completed_at=self.clock(),
                          reason=f"gave up after {attempts} attempts: {exc}")  # fmt: skip
-            summary.failed += 1
-            return
+            return "failed"
         delay = retry.backoff(attempts, retry_after=exc.retry_after, rng=self.rng)
         self._record(message, status=OutboxStatus.SCHEDULED, attempts=attempts,
                      next_attempt_at=self.clock() + delay, send_started_at=None,
                      error_code=exc.code, reason=f"retrying: {exc}")  # fmt: skip
-        summary.retrying += 1
+        return "retrying"
 
-    def _fail(
-        self, message: OutboundMessage, attempts: int, exc: PermanentSendError, summary: PassSummary
-    ) -> None:
+    def _fail(self, message: OutboundMessage, attempts: int, exc: PermanentSendError) -> _Outcome:
         now = self.clock()
         with self.database.sessions() as session:
             outbox.transition(
@@ -313,7 +472,7 @@ class Dispatcher:
             if exc.code is not None:
                 react_to_error(session, self.settings, message, exc.code, now)
             session.commit()
-        summary.failed += 1
+        return "failed"
 
     def _record(self, message: OutboundMessage, **values: Any) -> None:
         with self.database.sessions() as session:

@@ -10,16 +10,18 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
+from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Executable, bindparam, exists, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from gateway import consent, contacts, keywords, optin, sms_templates
 from gateway.config import Practice
-from gateway.domain import Action, Category, ConsentStatus, ReviewStatus, Source
+from gateway.domain import Action, Category, ReviewStatus, Source
 from gateway.keywords import Intent
-from gateway.models import InboundMessage, utcnow
+from gateway.models import ConsentEvent, InboundMessage, utcnow
 from gateway.phone import mask
 
 log = logging.getLogger(__name__)
@@ -57,116 +59,196 @@ class InboundResult:
 
 
 def handle(session: Session, sms: InboundSms) -> InboundResult:
-    """Record and act on one inbound message; commits."""
-    known = _find(session, sms.message_sid)
-    if known is not None:
-        return _replay(known, sms)
+    """Record and act on one inbound message; commits.
 
+    Work in the order that keeps the transaction short: classify; read what the answer depends
+    on and choose it (the consent state before a STOP, a pending double opt-in before a YES);
+    insert the message with its answer (a MessageSid already recorded inserts nothing: the first
+    delivery's answer is replayed, also when both arrive at the same moment); the contact; the
+    consent events; commit.
+    """
     classification = keywords.classify(sms.body)
     intent = _ADVANCED_OPT_OUT.get(sms.opt_out_type or "", classification.intent)
     language = classification.language
-    message = InboundMessage(
-        message_sid=sms.message_sid,
-        practice=sms.practice.slug,
-        phone=sms.phone,
-        sender=sms.sender,
-        body=sms.body,
-        num_media=sms.num_media,
-        received_at=sms.received_at or utcnow(),
-        intent=intent.value,
-        language=language,
-        keyword=classification.keyword,
-        opt_out_type=sms.opt_out_type,
-        review_status=ReviewStatus.OPEN.value if intent is Intent.POSSIBLE_OPT_OUT else None,
-    )
-    session.add(message)
-    try:
-        session.flush()
-    except IntegrityError:  # the same MessageSid, delivered twice at once
-        session.rollback()
-        known = _find(session, sms.message_sid)
-        if known is None:
-            raise
-        return _replay(known, sms)
-
+    received_at = sms.received_at or utcnow()
+    plan = _plan(session, sms, intent, classification.keyword, language, received_at)
+    values = {
+        "message_sid": sms.message_sid,
+        "practice": sms.practice.slug,
+        "phone": sms.phone,
+        "sender": sms.sender,
+        "body": sms.body,
+        "num_media": sms.num_media,
+        "received_at": received_at,
+        "intent": intent.value,
+        "language": language,
+        "keyword": classification.keyword,
+        "opt_out_type": sms.opt_out_type,
+        "review_status": ReviewStatus.OPEN.value if intent is Intent.POSSIBLE_OPT_OUT else None,
+        "reply": plan.reply,
+    }
     # A text from the number proves it can text: clear any earlier "cannot receive SMS" mark.
-    known_language = (
-        {"language": language} if intent not in (Intent.NONE, Intent.POSSIBLE_OPT_OUT) else {}
-    )
-    contacts.upsert(
-        session, sms.practice.slug, sms.phone, unreachable=None, unreachable_code=None,
-        **known_language,
-    )  # fmt: skip
-    reply = _apply(session, sms, message, intent, classification.keyword)
-    message.reply = reply
+    contact = {"unreachable": None, "unreachable_code": None}
+    if intent not in (Intent.NONE, Intent.POSSIBLE_OPT_OUT):
+        contact["language"] = language
+    together = _dialect(session) == "postgresql"  # the contact in the same statement
+    if together:
+        values.update(contacts.upsert_values(sms.practice.slug, sms.phone, **contact))
+    for _ in range(2):
+        statement = _record_statement(_dialect(session), tuple(contact) if together else None)
+        message_id = session.scalar(statement, values)
+        if message_id is not None:
+            break
+        known = _find(session, sms.message_sid)
+        if known is not None:
+            return _replay(known, sms)
+    else:  # the first delivery's row vanished between the two statements (an erasure)
+        raise RuntimeError(f"inbound sid={sms.message_sid}: could not be recorded")
+    if not together:
+        contacts.upsert(session, sms.practice.slug, sms.phone, **contact)
+    evidence = {
+        "message_sid": sms.message_sid,
+        "body": sms.body,
+        "keyword": classification.keyword,
+        "sender": sms.sender,
+        "opt_out_type": sms.opt_out_type,
+    }
+    for category, action, extra_evidence in plan.events:
+        consent.record(
+            session, practice=sms.practice.slug, phone=sms.phone, category=category,
+            action=action, source=plan.source, occurred_at=received_at,
+            evidence={**evidence, **extra_evidence}, inbound_message_id=message_id,
+        )  # fmt: skip
     session.commit()
     log.info(
         "inbound sid=%s from=%s practice=%s intent=%s keyword=%s advanced_opt_out=%s replied=%s",
         sms.message_sid, mask(sms.phone), sms.practice.slug, intent.value,
-        classification.keyword, sms.opt_out_type or "-", reply is not None,
+        classification.keyword, sms.opt_out_type or "-", plan.reply is not None,
     )  # fmt: skip
-    return InboundResult(reply=reply, intent=intent)
+    return InboundResult(reply=plan.reply, intent=intent)
 
 
-def _apply(
+@dataclass(frozen=True)
+class _Plan:
+    """What an inbound message leads to: its consent events and the reply (None: no reply)."""
+
+    source: Source
+    #: (category, action, evidence beyond the message's own) for each event to append
+    events: tuple[tuple[Category, Action, dict[str, Any]], ...] = ()
+    reply: str | None = None
+
+
+def _plan(
     session: Session,
     sms: InboundSms,
-    message: InboundMessage,
     intent: Intent,
     keyword: str | None,
-) -> str | None:
-    """Append the consent events an intent calls for; return the reply text (or None)."""
+    language: str,
+    received_at: datetime,
+) -> _Plan:
+    """The consent events an intent calls for and the reply; reads, never writes."""
     source = Source.CARRIER_KEYWORD if sms.opt_out_type else Source.KEYWORD
-    evidence = {
-        "message_sid": sms.message_sid,
-        "body": sms.body,
-        "keyword": keyword,
-        "sender": sms.sender,
-        "opt_out_type": sms.opt_out_type,
-    }
     answer = sms.opt_out_type is None  # Advanced Opt-Out already answered the patient
     context = {"practice": sms.practice, "purposes": [c.value for c in sms.categories]}
 
     if intent is Intent.OPT_OUT:
         revoked = tuple(Category) if keyword == "STOPALL" else sms.categories
-        before = consent.current(session, sms.practice.slug, sms.phone, revoked)
-        for category in revoked:
-            consent.record(
-                session, practice=sms.practice.slug, phone=sms.phone, category=category,
-                action=Action.OPT_OUT, source=source, occurred_at=message.received_at,
-                evidence=evidence, inbound_message_id=message.id,
-            )  # fmt: skip
-        changed = any(s.status is not ConsentStatus.OPTED_OUT for s in before.values())
-        if answer and changed:  # exactly one confirmation, the last message after a revocation
-            return sms_templates.render(
-                "stop", message.language, revoked=[c.value for c in revoked], **context
+        events = tuple((category, Action.OPT_OUT, {}) for category in revoked)
+        # exactly one confirmation, the last message after a revocation
+        if answer and not _all_opted_out(session, sms.practice.slug, sms.phone, revoked):
+            reply = sms_templates.render(
+                "stop", language, revoked=[c.value for c in revoked], **context
             )
-        return None
+            return _Plan(source, events, reply)
+        return _Plan(source, events)
 
     if intent is Intent.OPT_IN and keyword in _CONFIRMING_KEYWORDS:
-        pending = optin.pending_request(session, sms.practice, sms.phone, message.received_at)
+        pending = optin.pending_request(session, sms.practice, sms.phone, received_at)
         if pending is not None:  # the YES a double opt-in asked for: marketing, not START
-            consent.record(
-                session, practice=sms.practice.slug, phone=sms.phone,
-                category=Category.MARKETING, action=Action.OPT_IN, source=source,
-                occurred_at=message.received_at, inbound_message_id=message.id,
-                evidence={**evidence, "confirms_event_id": pending.id},
-            )  # fmt: skip
-            if not answer:
-                return None
-            return sms_templates.render("marketing_opt_in_confirmed", message.language, **context)
+            events = ((Category.MARKETING, Action.OPT_IN, {"confirms_event_id": pending.id}),)
+            template = "marketing_opt_in_confirmed"
+            reply = sms_templates.render(template, language, **context) if answer else None
+            return _Plan(source, events, reply)
 
     if intent is Intent.OPT_IN:
-        consent.record(
-            session, practice=sms.practice.slug, phone=sms.phone,
-            category=Category.TRANSACTIONAL, action=Action.OPT_IN, source=source,
-            occurred_at=message.received_at, evidence=evidence, inbound_message_id=message.id,
-        )  # fmt: skip
-        return sms_templates.render("start", message.language, **context) if answer else None
+        events = ((Category.TRANSACTIONAL, Action.OPT_IN, {}),)
+        reply = sms_templates.render("start", language, **context) if answer else None
+        return _Plan(source, events, reply)
 
     if intent is Intent.HELP:
-        return sms_templates.render("help", message.language, **context) if answer else None
-    return None
+        reply = sms_templates.render("help", language, **context) if answer else None
+        return _Plan(source, (), reply)
+    return _Plan(source)
+
+
+def _all_opted_out(
+    session: Session, practice: str, phone: str, categories: tuple[Category, ...]
+) -> bool:
+    """Whether ``consent.current`` would report every category as opted out, reading only the
+    columns that decide it (not the events' encrypted evidence): the newest event of each
+    category, passing over a double opt-in request that lapsed unanswered."""
+    now = utcnow()
+    rows = session.execute(_LATEST_ACTIONS, {
+        "practice": practice, "phone": phone, "categories": [c.value for c in categories]
+    })  # fmt: skip
+    newest: dict[str, str] = {}
+    for category, action, occurred_at in rows:
+        lapsed = (
+            action == Action.OPT_IN_REQUESTED.value
+            and now - occurred_at > consent.DEFAULT_PENDING_TTL
+        )
+        if not lapsed:
+            newest.setdefault(category, action)
+        if len(newest) == len(categories):
+            break
+    return all(newest.get(c.value) == Action.OPT_OUT.value for c in categories)
+
+
+_INBOUND = InboundMessage.__table__
+_EVENTS = ConsentEvent.__table__
+_LATEST_ACTIONS = (
+    select(_EVENTS.c.category, _EVENTS.c.action, _EVENTS.c.occurred_at)
+    .where(
+        _EVENTS.c.practice == bindparam("practice"),
+        _EVENTS.c.phone == bindparam("phone"),
+        _EVENTS.c.category.in_(bindparam("categories", expanding=True)),
+    )
+    .order_by(_EVENTS.c.occurred_at.desc(), _EVENTS.c.id.desc())
+)
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+@cache
+def _record_statement(dialect: str, contact_columns: tuple[str, ...] | None) -> Executable:
+    """``INSERT ... ON CONFLICT (message_sid) DO NOTHING RETURNING id``: the new row's id, or
+    None when the MessageSid is already recorded. With ``contact_columns`` (PostgreSQL), also the
+    contact's upsert in the same statement (one round trip less), run only when the message was
+    new: ``WITH message AS (INSERT ... RETURNING id), contact AS (INSERT INTO contacts ... SELECT
+    ... WHERE EXISTS (SELECT FROM message) ON CONFLICT ...) SELECT id FROM message``. Built once
+    per dialect and set of contact columns."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    message = (
+        insert(_INBOUND)
+        .on_conflict_do_nothing(index_elements=[_INBOUND.c.message_sid])
+        .returning(_INBOUND.c.id)
+    )
+    if contact_columns is None:
+        return message
+    message = message.values(
+        {name: bindparam(name, type_=_INBOUND.c[name].type) for name in _MESSAGE_COLUMNS}
+    ).cte("message")
+    contact = contacts.upsert_where(exists(select(message.c.id)), contact_columns)
+    return select(message.c.id).add_cte(contact.cte("contact"))
+
+
+#: the columns ``handle`` gives an inbound message
+_MESSAGE_COLUMNS = (
+    "message_sid", "practice", "phone", "sender", "body", "num_media", "received_at", "intent",
+    "language", "keyword", "opt_out_type", "review_status", "reply",
+)  # fmt: skip
 
 
 def _find(session: Session, message_sid: str) -> InboundMessage | None:

@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.sql.expression import false
+from sqlalchemy.sql.expression import false, true
 
 from gateway import crypto
 
@@ -313,3 +313,52 @@ class AuditEvent(Base):
 @event.listens_for(AuditEvent, "before_update")
 def _audit_events_are_append_only(mapper: Any, connection: Any, target: AuditEvent) -> None:
     raise RuntimeError("audit events are append-only")
+
+
+class StaffAccount(Base):
+    """A staff member who signs in to the console (``flask staff create``); sees only the
+    practices listed in ``staff_account_practices``. Disabled, never deleted: the audit log and
+    the consent evidence name it."""
+
+    __tablename__ = "staff_accounts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: lower-case; the sign-in name
+    email: Mapped[str] = mapped_column(String(128), unique=True)
+    #: werkzeug.security hash (scrypt), never the password
+    password_hash: Mapped[str] = mapped_column(String(256))
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    #: consecutive failed sign-ins; reset by a successful one
+    failed_sign_ins: Mapped[int] = mapped_column(Integer, default=0)
+    #: after repeated failures, sign-in is refused until then
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class StaffAccountPractice(Base):
+    """One practice a staff account may see."""
+
+    __tablename__ = "staff_account_practices"
+
+    staff_account_id: Mapped[int] = mapped_column(
+        ForeignKey("staff_accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    practice: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class StaffSession(Base):
+    """A signed-in console session. The cookie carries a random id; only its SHA-256 is stored,
+    so the table gives no one a way in. Deleted at sign-out; expired by idle time and age."""
+
+    __tablename__ = "staff_sessions"
+    __table_args__ = (Index("ix_staff_sessions_account", "staff_account_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    staff_account_id: Mapped[int] = mapped_column(
+        ForeignKey("staff_accounts.id", ondelete="CASCADE")
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

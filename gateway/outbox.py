@@ -187,14 +187,20 @@ def release_expired_leases(session: Session, now: datetime | None = None) -> dic
 def recent_sends(
     session: Session, practice: str, recipient: str, category: str, since: datetime
 ) -> tuple[datetime, ...]:
-    """When messages of ``category`` went to ``recipient`` since ``since`` (for frequency caps)."""
-    return tuple(
-        session.scalars(
-            select(OutboundMessage.sent_at).where(
-                OutboundMessage.practice == practice,
-                OutboundMessage.sent_to == recipient,
-                OutboundMessage.category == category,
-                OutboundMessage.sent_at >= since,
-            )
-        )
+    """When messages of ``category`` went to ``recipient`` since ``since`` (for frequency caps),
+    counting those whose request is under way or whose outcome is not known yet."""
+    sent = select(OutboundMessage.sent_at).where(
+        OutboundMessage.practice == practice,
+        OutboundMessage.sent_to == recipient,
+        OutboundMessage.category == category,
+        OutboundMessage.sent_at >= since,
     )
+    in_flight = select(OutboundMessage.send_started_at).where(
+        OutboundMessage.practice == practice,
+        OutboundMessage.sent_to == recipient,
+        OutboundMessage.category == category,
+        OutboundMessage.status.in_([OutboxStatus.SENDING.value, OutboxStatus.UNCERTAIN.value]),
+        OutboundMessage.sent_at.is_(None),
+        OutboundMessage.send_started_at >= since,
+    )
+    return tuple(session.scalars(sent.union_all(in_flight)))

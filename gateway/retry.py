@@ -7,6 +7,9 @@ from datetime import timedelta
 
 #: attempts in all (the first included) before a retryable failure becomes final
 MAX_ATTEMPTS = 6
+#: the same when Twilio only said "too many requests" (429 / 20429): it did not take the message,
+#: so waiting is always safe; with the backoff below, about a day of rate limiting
+MAX_THROTTLED_ATTEMPTS = 30
 BASE_DELAY = 30.0
 MAX_DELAY = 3600.0
 
@@ -32,6 +35,7 @@ def backoff(
     return timedelta(seconds=max(delay, retry_after or 0.0))
 
 
-def gives_up(attempts: int, max_attempts: int = MAX_ATTEMPTS) -> bool:
-    """Whether ``attempts`` failed attempts exhaust the budget."""
-    return attempts >= max_attempts
+def gives_up(attempts: int, max_attempts: int = MAX_ATTEMPTS, *, throttled: bool = False) -> bool:
+    """Whether ``attempts`` failed attempts exhaust the budget (a larger one when the last
+    failure was Twilio's rate limit)."""
+    return attempts >= (max(max_attempts, MAX_THROTTLED_ATTEMPTS) if throttled else max_attempts)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,24 +17,34 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
 from sqlalchemy.exc import OperationalError
 
-from gateway import outbox, retention
+from gateway import outbox, reconcile, retention
 from gateway.dispatch import Dispatcher
 
 log = logging.getLogger(__name__)
 
 HOUSEKEEPING_SECONDS = 30
+RECONCILE_SECONDS = 30
 RETENTION_HOURS = 24
 
 
-def build(app: Flask, dispatcher: Dispatcher | None = None) -> BlockingScheduler:
-    """A scheduler with the gateway's jobs, not yet started."""
+def build(
+    app: Flask, dispatcher: Dispatcher | None = None, stop: threading.Event | None = None
+) -> BlockingScheduler:
+    """A scheduler with the gateway's jobs, not yet started. Setting ``stop`` ends a drain
+    under way after the messages it has claimed."""
     settings = app.extensions["gateway.settings"]
     database = app.extensions["gateway.db"]
-    dispatcher = dispatcher or Dispatcher.from_app(app, batch=settings.dispatch_batch)
+    transport = app.extensions["gateway.transport"]
+    dispatcher = dispatcher or Dispatcher.from_app(app)
     scheduler = BlockingScheduler(timezone=UTC)
 
     def dispatch() -> None:
-        _survive_database_outage("dispatch", dispatcher.run_pass)
+        _survive_database_outage("dispatch", lambda: dispatcher.drain(stop))
+
+    def reconciliation() -> None:
+        _survive_database_outage(
+            "reconciliation", lambda: reconcile.run(database, settings, transport)
+        )
 
     def housekeeping() -> None:
         def release() -> Any:
@@ -64,6 +75,10 @@ def build(app: Flask, dispatcher: Dispatcher | None = None) -> BlockingScheduler
         next_run_time=datetime.now(UTC), **common,
     )  # fmt: skip
     scheduler.add_job(
+        reconciliation, "interval", seconds=RECONCILE_SECONDS, id="reconciliation",
+        next_run_time=datetime.now(UTC), **common,
+    )  # fmt: skip
+    scheduler.add_job(
         apply_retention, "interval", hours=RETENTION_HOURS, id="retention",
         next_run_time=datetime.now(UTC), **common,
     )  # fmt: skip
@@ -72,10 +87,12 @@ def build(app: Flask, dispatcher: Dispatcher | None = None) -> BlockingScheduler
 
 def run(app: Flask) -> None:
     """Run until SIGTERM or SIGINT, then finish the pass under way and stop."""
-    scheduler = build(app)
+    stopping = threading.Event()
+    scheduler = build(app, stop=stopping)
 
     def stop(signum: int, _frame: Any) -> None:
-        log.info("scheduler: signal %s, stopping after the current pass", signum)
+        log.info("scheduler: signal %s, stopping after the messages claimed", signum)
+        stopping.set()
         scheduler.shutdown(wait=False)
 
     signal.signal(signal.SIGTERM, stop)

@@ -9,6 +9,9 @@ A pure I/O boundary: this module knows nothing of the database or Flask.  A send
   the outcome unknown: Twilio may have accepted the message.
 - :class:`PermanentSendError`: any other 4xx, e.g. 21610 (the recipient replied STOP),
   21211 (invalid ``To``), 21614 (``To`` is not a mobile number).
+- :class:`UnknownOutcomeError`: the request may have reached Twilio but no answer came back (a
+  read timeout, a connection dropped after the request went out). Twilio may have accepted the
+  message: it must be looked up (:meth:`TwilioTransport.find`) before it is sent again.
 
 Error messages carry the HTTP status and Twilio's error code, never the message body nor the
 phone number (Twilio's own error text often quotes the number, so it is not copied, and the
@@ -27,7 +30,7 @@ import secrets
 import sys
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol, TextIO
 from urllib.parse import urlsplit, urlunsplit
@@ -37,12 +40,14 @@ from twilio.base.exceptions import TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
 from gateway.errors import GatewayError
 from gateway.phone import mask
 
 __all__ = [
     "ConsoleTransport",
+    "LookupUnsupported",
     "OutboundSms",
     "PermanentSendError",
     "RetryableSendError",
@@ -50,6 +55,7 @@ __all__ = [
     "SendResult",
     "Transport",
     "TwilioTransport",
+    "UnknownOutcomeError",
     "transport_for",
 ]
 
@@ -92,6 +98,7 @@ class OutboundSms:
 class SendResult:
     sid: str  # Twilio's Message SID ("SM..."; the console's are "CO" + 32 hex)
     status: str  # Twilio's status as returned: "queued", "accepted", ...; console: "sent"
+    error_code: int | None = None  # Twilio's error code, on a looked-up failed message
 
 
 class SendError(GatewayError):
@@ -125,10 +132,24 @@ class PermanentSendError(SendError):
     retryable = False
 
 
+class UnknownOutcomeError(SendError):
+    """The request may have reached Twilio, but no answer came: look it up before resending."""
+
+    retryable = False
+
+
+class LookupUnsupported(GatewayError):
+    """This transport cannot look messages up (the console transport keeps nothing)."""
+
+
 class Transport(Protocol):
     name: str
 
     def send(self, sms: OutboundSms) -> SendResult: ...
+
+    def fetch(self, sid: str) -> SendResult: ...
+
+    def find(self, to: str, body: str, since: datetime) -> SendResult | None: ...
 
 
 class _HttpClient(TwilioHttpClient):
@@ -238,6 +259,26 @@ class TwilioTransport:
             raise _network_error("send", exc) from None
         return SendResult(sid=str(message.sid), status=str(message.status))
 
+    def find(self, to: str, body: str, since: datetime) -> SendResult | None:
+        """The message with this ``body`` sent to ``to`` at or after ``since``, if Twilio has one.
+
+        For a send whose outcome is unknown (the process died, or no answer came): Twilio lists
+        the messages to a number newest first; the newest page is enough for one send's minutes.
+        Raises SendError when Twilio cannot be asked.
+        """
+        earliest = since - _CLOCK_SKEW
+        try:
+            listed = self._client.messages.list(to=to, page_size=_FIND_PAGE, limit=_FIND_PAGE)
+        except (TwilioRestException, TwilioServiceException) as exc:
+            raise self._twilio_error("list", exc) from None
+        except requests.RequestException as exc:
+            raise _network_error("list", exc, may_have_arrived=False) from None
+        for message in listed:
+            created = message.date_created
+            if message.body == body and (created is None or created >= earliest):
+                return _result(message)
+        return None
+
     def fetch(self, sid: str) -> SendResult:
         """The message's current status at Twilio (for reconciliation); raises SendError."""
         try:
@@ -245,8 +286,8 @@ class TwilioTransport:
         except (TwilioRestException, TwilioServiceException) as exc:
             raise self._twilio_error(f"fetch {sid}", exc) from None
         except requests.RequestException as exc:
-            raise _network_error(f"fetch {sid}", exc) from None
-        return SendResult(sid=str(message.sid), status=str(message.status))
+            raise _network_error(f"fetch {sid}", exc, may_have_arrived=False) from None
+        return _result(message)
 
     def _twilio_error(
         self, action: str, exc: TwilioRestException | TwilioServiceException
@@ -298,10 +339,40 @@ def _retry_after(headers: Any) -> float | None:
     return max(0.0, seconds)
 
 
-def _network_error(action: str, exc: requests.RequestException) -> RetryableSendError:
+#: how far Twilio's clock may be behind ours when a lost send is looked up
+_CLOCK_SKEW = timedelta(minutes=2)
+_FIND_PAGE = 50
+
+
+def _result(message: Any) -> SendResult:
+    code = message.error_code
+    return SendResult(
+        sid=str(message.sid),
+        status=str(message.status),
+        error_code=int(code) if code not in (None, "") else None,
+    )
+
+
+def _network_error(
+    action: str, exc: requests.RequestException, *, may_have_arrived: bool = True
+) -> SendError:
+    """No answer from Twilio. Unless the connection was never made, a create may have arrived."""
     # Only the class name: the texts of requests' exceptions quote URLs and sometimes more.
     kind = type(exc).__name__
+    if may_have_arrived and not _never_connected(exc):
+        return UnknownOutcomeError(f"Twilio {action}: no answer, outcome unknown ({kind})")
     return RetryableSendError(f"Twilio {action}: no answer ({kind})")
+
+
+def _never_connected(exc: requests.RequestException) -> bool:
+    """Whether the request certainly did not reach Twilio (refused, no route, TLS failed)."""
+    if isinstance(exc, (requests.ConnectTimeout, requests.exceptions.SSLError)):
+        return True
+    if isinstance(exc, requests.ReadTimeout) or not isinstance(exc, requests.ConnectionError):
+        return False
+    reason = exc.args[0] if exc.args else None
+    reason = getattr(reason, "reason", reason)  # urllib3's MaxRetryError wraps the cause
+    return isinstance(reason, (NewConnectionError, ConnectTimeoutError, NameResolutionError))
 
 
 class ConsoleTransport:
@@ -334,6 +405,12 @@ class ConsoleTransport:
             stream.flush()
             self.sent.append((sms, result))
         return result
+
+    def fetch(self, sid: str) -> SendResult:
+        raise LookupUnsupported("the console transport cannot look messages up")
+
+    def find(self, to: str, body: str, since: datetime) -> SendResult | None:
+        raise LookupUnsupported("the console transport cannot look messages up")
 
 
 def transport_for(

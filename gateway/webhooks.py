@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from functools import wraps
+from functools import lru_cache, wraps
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
@@ -69,10 +69,16 @@ def signed_by_twilio(view: Any) -> Any:
 
 
 def twiml(text: str | None = None) -> Response:
+    return Response(_twiml_document(text or None), mimetype="application/xml")
+
+
+@lru_cache(maxsize=256)
+def _twiml_document(text: str | None) -> str:
+    """The TwiML for a reply (or none); replies come from a few templates, so most are cached."""
     response = MessagingResponse()
     if text:
         response.message(text)
-    return Response(str(response), mimetype="application/xml")
+    return str(response)
 
 
 @bp.errorhandler(BadWebhook)
@@ -107,7 +113,7 @@ def inbound_message() -> Response:
     # the sender that matched: the Messaging Service when it is one of ours, else the number
     sender = service if service in practice.senders.values() else to
     try:
-        from_phone = phone.normalize(from_raw)
+        from_phone = _normalize(from_raw)
     except phone.InvalidPhoneNumber as exc:
         # Nothing can be recorded against a number we cannot read; Twilio gets a valid answer.
         log.warning("inbound sid=%s ignored: From %s", sid, exc)
@@ -168,6 +174,11 @@ def _count(raw: str | None, name: str) -> int | None:
 
 def _normalize_or_raw(value: str) -> str:
     try:
-        return phone.normalize(value)
+        return _normalize(value)
     except phone.InvalidPhoneNumber:
         return value
+
+
+#: ``phone.normalize`` is pure and costs a parse and a validation; patients text from the same
+#: numbers, in the same form (Twilio sends E.164), again and again. Failures are not cached.
+_normalize = lru_cache(maxsize=8192)(phone.normalize)

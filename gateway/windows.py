@@ -83,6 +83,8 @@ def next_opening(
         raise ValueError("the horizon must not be negative")
     zone_infos = _resolve(zones)
     first = instant.astimezone(UTC)
+    if _inside_all(window, first, zone_infos):  # the usual case: open now
+        return first
     last = first + horizon
     candidates = {first}
     for zone in zone_infos:

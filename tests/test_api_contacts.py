@@ -145,6 +145,36 @@ def test_webhook_is_503_when_the_database_is_unreachable(make_app):
     assert response.get_json() == {"error": "database unavailable"}
 
 
+def test_webhook_is_503_within_seconds_when_the_database_does_not_answer(make_app):
+    """A server that accepts no connection (a blackholed address) fails within the connect
+    timeout, well before Twilio's 15 s, so Twilio still tries the fallback URL."""
+    import socket
+    import time
+
+    from conftest import TwilioActions
+
+    fillers: list[socket.socket] = []
+    with socket.socket() as silent:  # listens, never accepts, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(0)
+        try:
+            for _ in range(4):  # fill the backlog so that the next connection is not completed
+                filler = socket.socket()
+                fillers.append(filler)
+                filler.setblocking(False)
+                filler.connect_ex(silent.getsockname())
+            port = silent.getsockname()[1]
+            app = make_app(f"postgresql+psycopg://nobody@127.0.0.1:{port}/none")
+            started = time.monotonic()
+            response = TwilioActions(app.test_client()).inbound("STOP")
+            elapsed = time.monotonic() - started
+        finally:
+            for filler in fillers:
+                filler.close()
+    assert response.status_code == 503
+    assert elapsed < 8
+
+
 def test_openapi_document_describes_every_api_route(app):
     import re
 

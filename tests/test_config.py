@@ -37,6 +37,7 @@ PRODUCTION_ENV = {
     "TWILIO_ACCOUNT_SID": "AC" + "1" * 32,
     "GATEWAY_ENCRYPTION_KEYS": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
     "GATEWAY_HASH_KEY": "a-hash-key-of-at-least-32-characters!",
+    "GATEWAY_SECRET_KEY": "a-secret-key-of-at-least-32-characters",
 }
 
 # One valid practice; the bad documents below are this text with one mistake.
@@ -489,6 +490,7 @@ def test_given_secrets_are_used_and_no_file_written(tmp_path: Path) -> None:
         "TWILIO_AUTH_TOKEN": "auth-token",
         "GATEWAY_ENCRYPTION_KEYS": PRODUCTION_ENV["GATEWAY_ENCRYPTION_KEYS"],
         "GATEWAY_HASH_KEY": PRODUCTION_ENV["GATEWAY_HASH_KEY"],
+        "GATEWAY_SECRET_KEY": PRODUCTION_ENV["GATEWAY_SECRET_KEY"],
     }
     settings = load_settings(env, tmp_path)
     assert settings.api_tokens == (GOOD_TOKEN,)
@@ -523,6 +525,7 @@ def test_production_with_everything(tmp_path: Path) -> None:
         "TWILIO_ACCOUNT_SID",
         "GATEWAY_ENCRYPTION_KEYS",
         "GATEWAY_HASH_KEY",
+        "GATEWAY_SECRET_KEY",
     ],
 )
 @pytest.mark.parametrize("value", [None, "", "  "])
@@ -821,6 +824,8 @@ def test_an_older_development_file_gains_the_new_secrets_and_keeps_the_old(tmp_p
     assert settings.twilio_auth_token == "old-auth"
     assert len(settings.encryption_keys) == 1
     assert len(settings.hash_key) >= 32
+    assert len(settings.secret_key) >= 32
+    assert load_settings({}, tmp_path).secret_key == settings.secret_key  # kept
     assert load_settings({}, tmp_path).encryption_keys == settings.encryption_keys  # kept
 
 
@@ -835,3 +840,13 @@ def test_encryption_keys_must_be_fernet_keys(tmp_path: Path, key: str) -> None:
 def test_a_short_hash_key_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="GATEWAY_HASH_KEY: needs at least 32"):
         load_settings({"GATEWAY_HASH_KEY": "short"}, tmp_path)
+
+
+def test_a_short_secret_key_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="GATEWAY_SECRET_KEY: needs at least 32"):
+        load_settings({"GATEWAY_SECRET_KEY": "short"}, tmp_path)
+
+
+def test_the_secret_key_comes_from_the_environment(tmp_path: Path) -> None:
+    settings = load_settings({"GATEWAY_SECRET_KEY": " " + "s" * 40 + " "}, tmp_path)
+    assert settings.secret_key == "s" * 40

@@ -4,6 +4,7 @@ local Twilio-compatible server, which posts signed status callbacks back to the 
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -22,7 +23,7 @@ from conftest import (
     patient,
     reminder_body,
 )
-from gateway import retry
+from gateway import reconcile, retry
 from gateway.dispatch import Dispatcher
 from gateway.models import Base, OutboundMessage, utcnow
 from twilio_server import Delay, Reply, TwilioServer
@@ -171,21 +172,70 @@ def test_server_errors_are_retried_until_the_budget_is_spent(live):
     assert live.twilio.messages == []
 
 
-def test_a_timeout_is_retried_and_the_second_try_sends(live):
+def _impatient_transport(live) -> None:
     live.app.extensions["gateway.transport"].close()
     from gateway.transport import TwilioTransport
 
     live.app.extensions["gateway.transport"] = TwilioTransport(
         ACCOUNT_SID, AUTH_TOKEN, api_base_url=live.twilio.url, timeout=0.3
     )
-    live.twilio.script(Delay(1.0, then=Reply(500)))
+
+
+def _reconcile(live, now):
+    app = live.app
+    return reconcile.run(
+        app.extensions["gateway.db"], app.extensions["gateway.settings"],
+        app.extensions["gateway.transport"], now=now,
+    )  # fmt: skip
+
+
+def test_no_answer_is_looked_up_and_resent_only_if_twilio_never_took_it(live):
+    _impatient_transport(live)
+    live.twilio.script(Delay(1.0, then=Reply(500)))  # no answer in time, and nothing taken
     live.enqueue()
     clock = Clock(utcnow())
     dispatcher = live.dispatcher(clock=clock)
-    assert dispatcher.run_pass().retrying == 1
+    assert dispatcher.run_pass().uncertain == 1
+    assert live.reminder()["status"] == "uncertain"
     clock.advance(hours=1)
+    assert dispatcher.run_pass().claimed == 0  # never resent blind
+    assert _reconcile(live, clock()) == {"requeued": 1}
     assert dispatcher.run_pass().sent == 1
     assert live.reminder()["status"] == "sent"
+    assert len(live.twilio.messages) == 1
+
+
+def test_no_answer_for_a_message_twilio_took_is_found_not_resent(live):
+    _impatient_transport(live)
+    live.twilio.script(Delay(1.0))  # Twilio takes it, but answers after the client gave up
+    live.enqueue()
+    clock = Clock(utcnow())
+    dispatcher = live.dispatcher(clock=clock)
+    assert dispatcher.run_pass().uncertain == 1
+    deadline = time.monotonic() + 5
+    while not live.twilio.messages and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _reconcile(live, clock.advance(minutes=1)) == {"found": 1}
+    reminder = live.reminder()
+    assert reminder["status"] == "sent"
+    clock.advance(hours=1)
+    assert dispatcher.run_pass().claimed == 0
+    assert len(live.twilio.messages) == 1
+    # the status callback for it now finds the message
+    assert live.twilio.deliver_all() == [204]
+    assert live.reminder()["status"] == "delivered"
+
+
+def test_a_lost_status_callback_is_reconciled(live):
+    live.enqueue()
+    clock = Clock(utcnow())
+    assert live.dispatcher(clock=clock).run_pass().sent == 1
+    (message,) = live.twilio.messages
+    live.twilio.set_status(message["sid"], "undelivered", error_code=30003)  # no callback came
+    assert _reconcile(live, clock.advance(minutes=5)) == {}  # not yet due
+    assert _reconcile(live, clock.advance(minutes=15)) == {"completed": 1}
+    reminder = live.reminder()
+    assert (reminder["status"], reminder["error_code"]) == ("undelivered", 30003)
 
 
 def test_21610_fails_without_retry_and_records_the_carrier_opt_out(live):

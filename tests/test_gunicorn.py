@@ -46,8 +46,8 @@ def gunicorn(app, database_url, tmp_path):
                 with urllib.request.urlopen(base + "/healthz", timeout=2) as response:
                     if response.status == 200:
                         break
-            except (urllib.error.URLError, ConnectionError):
-                pass
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass  # not listening yet, or its workers still starting (a loaded machine)
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(process.stdout.read().decode() if process.stdout else "")
             time.sleep(0.1)

@@ -102,7 +102,7 @@ def test_one_care_text_a_day_without_express_consent(api, dispatch, console):
         enqueue(api, "2026-03-02T15:00:00Z", id="appt-1")
         enqueue(api, "2026-03-02T15:00:00Z", id="appt-2")
         summary = dispatch()
-        assert (summary.sent, summary.deferred) == (1, 1)
+        assert (summary.sent, summary.deferred) == (1, 1), (str(summary), api.reminder("appt-2"))
         assert api.reminder("appt-2")["next_attempt_at"] == "2026-03-03T15:00:00Z"
         assert api.reminder("appt-2")["reason"] == "frequency cap"
     with at("2026-03-03T15:00:00+00:00"):

@@ -24,6 +24,7 @@ from twilio.request_validator import RequestValidator
 from gateway.errors import GatewayError
 from gateway.transport import (
     ConsoleTransport,
+    LookupUnsupported,
     OutboundSms,
     PermanentSendError,
     RetryableSendError,
@@ -31,6 +32,7 @@ from gateway.transport import (
     SendResult,
     Transport,
     TwilioTransport,
+    UnknownOutcomeError,
     transport_for,
 )
 from twilio_server import Delay, Reply, TwilioServer
@@ -189,21 +191,29 @@ def test_wrong_credentials_are_permanent(server: TwilioServer) -> None:
     assert server.messages == []
 
 
-def test_timeout_is_retryable(server: TwilioServer) -> None:
-    server.script(Delay(3))
-    with TwilioTransport(ACCOUNT_SID, AUTH_TOKEN, api_base_url=server.url, timeout=0.5) as t:
+def test_a_read_timeout_leaves_the_outcome_unknown(server: TwilioServer) -> None:
+    server.script(Delay(1))  # Twilio takes the message, but answers after the client gave up
+    with TwilioTransport(ACCOUNT_SID, AUTH_TOKEN, api_base_url=server.url, timeout=0.3) as t:
         started = time.monotonic()
-        with pytest.raises(RetryableSendError) as caught:
+        sent_since = datetime.now(UTC)
+        with pytest.raises(UnknownOutcomeError) as caught:
             t.send(sms())
         elapsed = time.monotonic() - started
 
-        assert elapsed < 2
+        assert elapsed < 1
+        assert not caught.value.retryable
         assert (caught.value.code, caught.value.http_status, caught.value.retry_after) == (
             None,
             None,
             None,
         )
         assert "ReadTimeout" in str(caught.value)
+        # the lost send is found by looking it up
+        deadline = time.monotonic() + 5
+        while not server.messages and time.monotonic() < deadline:
+            time.sleep(0.05)
+        found = t.find(PATIENT, sms().body, sent_since)
+        assert found is not None and found.sid == server.messages[0]["sid"]
         assert_private(full_text(caught.value))
         # the same transport goes on sending once the server answers in time
         assert t.send(sms()).status == "queued"
@@ -236,6 +246,7 @@ def test_connection_refused_is_retryable() -> None:
     assert caught.value.retryable
     assert (caught.value.code, caught.value.http_status) == (None, None)
     assert "ConnectionError" in str(caught.value)
+    assert not isinstance(caught.value, UnknownOutcomeError)  # refused: it never reached Twilio
     assert_private(full_text(caught.value))
 
 
@@ -354,7 +365,7 @@ def test_status_callbacks_are_signed_like_twilio(
     assert validator.validate(receiver.url, form, signature)
     assert not validator.validate(receiver.url, {**form, "MessageStatus": "delivered"}, signature)
     assert not RequestValidator("0" * 32).validate(receiver.url, form, signature)
-    assert transport.fetch(sent.sid) == SendResult(sent.sid, "undelivered")
+    assert transport.fetch(sent.sid) == SendResult(sent.sid, "undelivered", error_code=30006)
 
 
 def test_deliver_all_reports_messaging_service_messages(
@@ -448,3 +459,30 @@ def test_base_url_keeps_the_path_and_adds_a_prefix() -> None:
         assert t._http.rebase(url) == (
             f"http://mock:4010/twilio/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json?PageSize=2"
         )
+
+
+def test_find_matches_body_number_and_time(server: TwilioServer, transport: TwilioTransport) -> None:  # noqa: E501
+    def text(body: str, to: str = PATIENT) -> OutboundSms:
+        return OutboundSms(to=to, sender=NUMBER, body=body)
+
+    before = datetime.now(UTC) - timedelta(minutes=5)
+    first = transport.send(text("Reminder one"))
+    transport.send(text("Reminder two"))
+    transport.send(text("Reminder one", to="+13055550199"))
+
+    assert transport.find(PATIENT, "Reminder one", before).sid == first.sid
+    assert transport.find(PATIENT, "Reminder three", before) is None
+    assert transport.find("+13055550100", "Reminder one", before) is None
+    # a message created well before the lost send is not it
+    later = datetime.now(UTC) + timedelta(minutes=10)
+    assert transport.find(PATIENT, "Reminder one", later) is None
+    listed = [r for r in server.requests if r.method == "GET"]
+    assert all("To=" in r.path for r in listed)
+
+
+def test_console_transport_cannot_look_up() -> None:
+    console = ConsoleTransport(io.StringIO())
+    with pytest.raises(LookupUnsupported):
+        console.find(PATIENT, "x", datetime.now(UTC))
+    with pytest.raises(LookupUnsupported):
+        console.fetch("CO00")

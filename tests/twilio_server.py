@@ -6,6 +6,9 @@ uses, answered as Twilio answers it.
   Twilio's message resource, or Twilio's error JSON (401 / 400 / 404).
 - ``GET /2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json`` answers the stored message with
   its current status.
+- ``GET /2010-04-01/Accounts/{AccountSid}/Messages.json`` lists messages newest first, filtered
+  by ``To`` and ``From``, one page of ``PageSize`` (Twilio's list page format).
+- ``throttle`` answers that share of creates 429 / 20429 at random (a rate-limit storm).
 - :meth:`TwilioServer.script` queues answers for the next create calls (:class:`Reply`,
   :class:`Delay`); once the queue is empty, creates are accepted.
 - :meth:`TwilioServer.send_status` posts a status callback, signed like Twilio's.
@@ -21,9 +24,11 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 import re
 import secrets
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -88,6 +93,8 @@ class RecordedRequest:
     path: str
     form: dict[str, str]
     headers: dict[str, str]
+    #: time.monotonic() when the request arrived
+    received: float = 0.0
 
 
 @dataclass
@@ -115,11 +122,20 @@ class TwilioServer:
     """Twilio's Messages API on 127.0.0.1 (a free port), served from a daemon thread."""
 
     def __init__(
-        self, account_sid: str, auth_token: str, *, latency: float = 0.0, port: int = 0
+        self,
+        account_sid: str,
+        auth_token: str,
+        *,
+        latency: float = 0.0,
+        port: int = 0,
+        throttle: float = 0.0,
+        seed: int | None = None,
     ) -> None:
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.latency = latency
+        self.throttle = throttle
+        self._random = random.Random(seed)
         self._state = _State()
         self._stopping = threading.Event()
         self._httpd = _HTTPServer(("127.0.0.1", port), _handler_for(self))
@@ -239,17 +255,44 @@ class TwilioServer:
             )
         if request.method == "POST" and messages:
             return self._create(request.form)
+        if request.method == "GET" and messages:
+            return self._list(request.path)
         if request.method == "GET" and message:
             with self._state.lock:
                 try:
-                    return 200, dict(self._find(message["sid"])), {}
+                    return 200, _public(self._find(message["sid"])), {}
                 except KeyError:
                     pass
         return (*_error(404, 20404, path=path), {})
 
+    def _list(self, path: str) -> tuple[int, dict[str, Any], dict[str, str]]:
+        query = dict(parse_qsl(urlsplit(path).query))
+        size = max(1, min(int(query.get("PageSize", 50)), 1000))
+        with self._state.lock:
+            found = [
+                _public(m)
+                for m in reversed(self._state.messages)
+                if query.get("To", m["to"]) == m["to"] and query.get("From", m["from"]) == m["from"]
+            ][:size]
+        uri = urlsplit(path).path
+        page = {
+            "messages": found,
+            "end": max(len(found) - 1, 0),
+            "first_page_uri": f"{uri}?PageSize={size}&Page=0",
+            "next_page_uri": None,
+            "page": 0,
+            "page_size": size,
+            "previous_page_uri": None,
+            "start": 0,
+            "uri": f"{uri}?PageSize={size}&Page=0",
+        }
+        return 200, page, {}
+
     def _create(self, form: dict[str, str]) -> tuple[int, dict[str, Any], dict[str, str]]:
         with self._state.lock:
             scripted = self._state.script.popleft() if self._state.script else None
+            if scripted is None and self.throttle and self._random.random() < self.throttle:
+                scripted = Reply(429, code=20429)
         delay = self.latency
         if isinstance(scripted, Delay):
             delay += scripted.seconds
@@ -306,6 +349,11 @@ class TwilioServer:
         with self._state.lock:
             self._state.messages.append({**resource, "status_callback": form.get("StatusCallback")})
         return resource
+
+
+def _public(message: dict[str, Any]) -> dict[str, Any]:
+    """The message resource as Twilio's API shows it (without the fake's own fields)."""
+    return {k: v for k, v in message.items() if k != "status_callback"}
 
 
 def status_callback_params(message: dict[str, Any]) -> dict[str, str]:
@@ -366,6 +414,7 @@ def _handler_for(server: TwilioServer) -> type[BaseHTTPRequestHandler]:
                 path=self.path,
                 form=dict(parse_qsl(raw, keep_blank_values=True)),
                 headers=dict(self.headers.items()),
+                received=time.monotonic(),
             )
             status, body, headers = server.handle(request)
             payload = json.dumps(body).encode()
@@ -393,19 +442,28 @@ def main() -> None:
     Every accepted message gets "sent" and then "delivered" callbacks after --deliver-after s.
     """
     import argparse
-    import time
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--port", type=int, default=4011)
     parser.add_argument("--account-sid", required=True)
     parser.add_argument("--auth-token", required=True)
-    parser.add_argument("--deliver-after", type=float, default=1.0)
+    parser.add_argument("--deliver-after", type=float, default=1.0,
+                        help="seconds before the status callbacks; 0: none are sent")
+    parser.add_argument("--latency", type=float, default=0.0,
+                        help="seconds before answering each create")
+    parser.add_argument("--throttle", type=float, default=0.0,
+                        help="share of creates answered 429 / 20429")
     args = parser.parse_args()
-    with TwilioServer(args.account_sid, args.auth_token, port=args.port) as server:
+    with TwilioServer(
+        args.account_sid, args.auth_token, port=args.port, latency=args.latency,
+        throttle=args.throttle,
+    ) as server:
         print(f"Twilio-compatible server on {server.url}", flush=True)
         seen: set[str] = set()
         while True:
-            time.sleep(args.deliver_after)
+            time.sleep(args.deliver_after or 3600)
+            if not args.deliver_after:
+                continue
             for message in server.messages:
                 if message["sid"] in seen:
                     continue
