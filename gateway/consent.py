@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,6 +19,8 @@ from sqlalchemy.orm import Session
 from gateway import send_lock
 from gateway.domain import Action, Category, ConsentStatus, Source
 from gateway.models import ConsentEvent, utcnow
+
+T = TypeVar("T")
 
 _STATUS_OF_ACTION = {
     Action.OPT_IN.value: ConsentStatus.OPTED_IN,
@@ -120,16 +122,44 @@ def current(
         )
         .order_by(ConsentEvent.occurred_at.desc(), ConsentEvent.id.desc())
     )
-    newest: dict[Category, ConsentEvent] = {}
-    for event in events:
-        lapsed = (
-            event.action == Action.OPT_IN_REQUESTED.value and now - event.occurred_at > pending_ttl
-        )
-        if not lapsed:
-            newest.setdefault(Category(event.category), event)
-        if len(newest) == len(wanted):
-            break
+    newest = newest_standing(
+        ((Category(e.category), e.action, e.occurred_at, e) for e in events),
+        len(wanted), now=now, pending_ttl=pending_ttl,
+    )  # fmt: skip
     return {category: state_from(category, newest.get(category)) for category in wanted}
+
+
+def newest_standing(
+    events: Iterable[tuple[Category, str, datetime, T]],
+    wanted: int,
+    *,
+    now: datetime,
+    pending_ttl: timedelta,
+) -> dict[Category, T]:
+    """The consent state rule, in one place (pure): from ``(category, action, occurred_at,
+    payload)`` rows newest first, the payload of each category's newest event that still
+    stands. A double opt-in request unanswered for ``pending_ttl`` has lapsed and is passed
+    over. Stops reading once ``wanted`` categories are found."""
+    newest: dict[Category, T] = {}
+    for category, action, occurred_at, payload in events:
+        lapsed = action == Action.OPT_IN_REQUESTED.value and now - occurred_at > pending_ttl
+        if not lapsed:
+            newest.setdefault(category, payload)
+        if len(newest) == wanted:
+            break
+    return newest
+
+
+def ever_opted_in(session: Session, practice: str, phone: str, category: Category) -> bool:
+    """Whether the number ever gave express consent (an ``opt_in`` event) to ``category``."""
+    return session.scalar(
+        select(ConsentEvent.id).where(
+            ConsentEvent.practice == practice,
+            ConsentEvent.phone == phone,
+            ConsentEvent.category == category.value,
+            ConsentEvent.action == Action.OPT_IN.value,
+        ).limit(1)
+    ) is not None
 
 
 def state_from(category: Category, event: ConsentEvent | None) -> ConsentState:

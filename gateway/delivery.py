@@ -15,10 +15,11 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from gateway import consent, contacts, outbox
+from gateway import consent, contacts, coverage, outbox
 from gateway.carrier_errors import Reaction, reaction_to
 from gateway.config import Settings
-from gateway.domain import Action, Category, ConsentStatus, OutboxStatus, Source
+from gateway.domain import Action, ConsentStatus, OutboxStatus, Source
+from gateway.keywords import Scope
 from gateway.models import OutboundMessage, utcnow
 from gateway.phone import mask
 
@@ -127,9 +128,10 @@ def react_to_error(
     kind, unreachable = reaction
     if kind is Reaction.OPT_OUT:
         practice = settings.practices.get(message.practice)
-        categories = (
+        carried = (
             practice.categories_for_sender(message.sender) if practice and message.sender else ()
-        ) or (Category(message.category),)
+        )
+        categories = coverage.revoked(Scope.SENDER, carried)
         states = consent.current(session, message.practice, message.phone, categories)
         for category in categories:
             if states[category].status is ConsentStatus.OPTED_OUT:

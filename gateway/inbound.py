@@ -17,10 +17,10 @@ from sqlalchemy import Executable, bindparam, exists, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from gateway import consent, contacts, keywords, optin, sms_templates
+from gateway import consent, contacts, coverage, keywords, optin, sms_templates
 from gateway.config import Practice
-from gateway.domain import Action, Category, ReviewStatus, Source
-from gateway.keywords import Intent
+from gateway.domain import Action, Category, ConsentStatus, ReviewStatus, Source
+from gateway.keywords import Classification, Intent, Scope
 from gateway.models import ConsentEvent, InboundMessage, utcnow
 from gateway.phone import mask
 
@@ -67,11 +67,11 @@ def handle(session: Session, sms: InboundSms) -> InboundResult:
     delivery's answer is replayed, also when both arrive at the same moment); the contact; the
     consent events; commit.
     """
-    classification = keywords.classify(sms.body)
-    intent = _ADVANCED_OPT_OUT.get(sms.opt_out_type or "", classification.intent)
+    classification = _classify(sms)
+    intent = classification.intent
     language = classification.language
     received_at = sms.received_at or utcnow()
-    plan = _plan(session, sms, intent, classification.keyword, language, received_at)
+    plan = _plan(session, sms, classification, received_at)
     values = {
         "message_sid": sms.message_sid,
         "practice": sms.practice.slug,
@@ -83,6 +83,7 @@ def handle(session: Session, sms: InboundSms) -> InboundResult:
         "intent": intent.value,
         "language": language,
         "keyword": classification.keyword,
+        "rule": classification.rule,
         "opt_out_type": sms.opt_out_type,
         "review_status": ReviewStatus.OPEN.value if intent is Intent.POSSIBLE_OPT_OUT else None,
         "reply": plan.reply,
@@ -110,6 +111,7 @@ def handle(session: Session, sms: InboundSms) -> InboundResult:
         "message_sid": sms.message_sid,
         "body": sms.body,
         "keyword": classification.keyword,
+        "rule": classification.rule,
         "sender": sms.sender,
         "opt_out_type": sms.opt_out_type,
     }
@@ -121,11 +123,25 @@ def handle(session: Session, sms: InboundSms) -> InboundResult:
         )  # fmt: skip
     session.commit()
     log.info(
-        "inbound sid=%s from=%s practice=%s intent=%s keyword=%s advanced_opt_out=%s replied=%s",
+        "inbound sid=%s from=%s practice=%s intent=%s rule=%s advanced_opt_out=%s replied=%s",
         sms.message_sid, mask(sms.phone), sms.practice.slug, intent.value,
-        classification.keyword, sms.opt_out_type or "-", plan.reply is not None,
+        classification.rule or "-", sms.opt_out_type or "-", plan.reply is not None,
     )  # fmt: skip
     return InboundResult(reply=plan.reply, intent=intent)
+
+
+def _classify(sms: InboundSms) -> Classification:
+    """The gateway's own classification, or Twilio's where Advanced Opt-Out handled the text
+    (a keyword the practice added in Twilio's console counts even if the gateway does not know
+    it; its rule is then ``advanced_opt_out.<type>``)."""
+    classification = keywords.classify(sms.body)
+    intent = _ADVANCED_OPT_OUT.get(sms.opt_out_type or "")
+    if intent is None or intent is classification.intent:
+        return classification
+    return Classification(
+        intent, classification.language, classification.keyword, classification.normalized,
+        f"advanced_opt_out.{sms.opt_out_type.lower()}", Scope.SENDER,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -139,23 +155,22 @@ class _Plan:
 
 
 def _plan(
-    session: Session,
-    sms: InboundSms,
-    intent: Intent,
-    keyword: str | None,
-    language: str,
-    received_at: datetime,
+    session: Session, sms: InboundSms, classification: Classification, received_at: datetime
 ) -> _Plan:
     """The consent events an intent calls for and the reply; reads, never writes."""
+    intent, keyword, language = (
+        classification.intent, classification.keyword, classification.language
+    )  # fmt: skip
     source = Source.CARRIER_KEYWORD if sms.opt_out_type else Source.KEYWORD
     answer = sms.opt_out_type is None  # Advanced Opt-Out already answered the patient
     context = {"practice": sms.practice, "purposes": [c.value for c in sms.categories]}
 
     if intent is Intent.OPT_OUT:
-        revoked = tuple(Category) if keyword == "STOPALL" else sms.categories
+        revoked = coverage.revoked(classification.scope, sms.categories)
         events = tuple((category, Action.OPT_OUT, {}) for category in revoked)
         # exactly one confirmation, the last message after a revocation
-        if answer and not _all_opted_out(session, sms.practice.slug, sms.phone, revoked):
+        statuses = _statuses(session, sms.practice, sms.phone, revoked)
+        if answer and not all(s is ConsentStatus.OPTED_OUT for s in statuses.values()):
             reply = sms_templates.render(
                 "stop", language, revoked=[c.value for c in revoked], **context
             )
@@ -171,9 +186,27 @@ def _plan(
             return _Plan(source, events, reply)
 
     if intent is Intent.OPT_IN:
-        events = ((Category.TRANSACTIONAL, Action.OPT_IN, {}),)
-        reply = sms_templates.render("start", language, **context) if answer else None
-        return _Plan(source, events, reply)
+        statuses = _statuses(session, sms.practice, sms.phone, sms.categories)
+        marketing_out = statuses.get(Category.MARKETING) is ConsentStatus.OPTED_OUT
+        had_marketing = marketing_out and consent.ever_opted_in(
+            session, sms.practice.slug, sms.phone, Category.MARKETING
+        )
+        restored = coverage.reinstated(
+            sms.categories, statuses, had_marketing_consent=had_marketing
+        )
+        if restored:
+            events = tuple((category, Action.OPT_IN, {}) for category in restored)
+            reply = sms_templates.render(
+                "start", language, restored=[c.value for c in restored], **context
+            ) if answer else None  # fmt: skip
+            return _Plan(source, events, reply)
+        if keyword in _CONFIRMING_KEYWORDS or not answer:
+            # a YES with nothing to confirm and nothing opted out: an ordinary text
+            return _Plan(source)
+        reply = sms_templates.render(
+            "start_unchanged", language, needs_consent=marketing_out, **context
+        )
+        return _Plan(source, (), reply)
 
     if intent is Intent.HELP:
         reply = sms_templates.render("help", language, **context) if answer else None
@@ -181,27 +214,20 @@ def _plan(
     return _Plan(source)
 
 
-def _all_opted_out(
-    session: Session, practice: str, phone: str, categories: tuple[Category, ...]
-) -> bool:
-    """Whether ``consent.current`` would report every category as opted out, reading only the
-    columns that decide it (not the events' encrypted evidence): the newest event of each
-    category, passing over a double opt-in request that lapsed unanswered."""
-    now = utcnow()
+def _statuses(
+    session: Session, practice: Practice, phone: str, categories: tuple[Category, ...]
+) -> dict[Category, ConsentStatus]:
+    """The current status of each category, as ``consent.current`` derives it (the same rule,
+    ``consent.newest_standing``, with the practice's double opt-in expiry), reading only the
+    columns that decide it, not the events' encrypted evidence."""
     rows = session.execute(_LATEST_ACTIONS, {
-        "practice": practice, "phone": phone, "categories": [c.value for c in categories]
+        "practice": practice.slug, "phone": phone, "categories": [c.value for c in categories]
     })  # fmt: skip
-    newest: dict[str, str] = {}
-    for category, action, occurred_at in rows:
-        lapsed = (
-            action == Action.OPT_IN_REQUESTED.value
-            and now - occurred_at > consent.DEFAULT_PENDING_TTL
-        )
-        if not lapsed:
-            newest.setdefault(category, action)
-        if len(newest) == len(categories):
-            break
-    return all(newest.get(c.value) == Action.OPT_OUT.value for c in categories)
+    newest = consent.newest_standing(
+        ((Category(category), action, at, action) for category, action, at in rows),
+        len(categories), now=utcnow(), pending_ttl=consent.pending_ttl(practice),
+    )  # fmt: skip
+    return {c: consent.status_of(c, newest.get(c)) for c in categories}
 
 
 _INBOUND = InboundMessage.__table__
@@ -247,7 +273,7 @@ def _record_statement(dialect: str, contact_columns: tuple[str, ...] | None) -> 
 #: the columns ``handle`` gives an inbound message
 _MESSAGE_COLUMNS = (
     "message_sid", "practice", "phone", "sender", "body", "num_media", "received_at", "intent",
-    "language", "keyword", "opt_out_type", "review_status", "reply",
+    "language", "keyword", "rule", "opt_out_type", "review_status", "reply",
 )  # fmt: skip
 
 

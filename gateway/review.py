@@ -24,10 +24,11 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from gateway import consent
+from gateway import consent, coverage
 from gateway.config import Practice, Settings
 from gateway.domain import Action, Category, ReviewStatus, Source
 from gateway.errors import Conflict, GatewayError, ValidationFailed
+from gateway.keywords import Scope
 from gateway.models import InboundMessage
 from gateway.phone import mask
 
@@ -143,6 +144,7 @@ def resolve(
             "staff": staff,
             "note": note,
             "resolution": resolution,
+            "rule": message.rule,
         }
         for category in revoked:
             consent.record(
@@ -161,19 +163,15 @@ def resolve(
 
 
 def _categories_of(practice: Practice, message: InboundMessage) -> tuple[Category, ...]:
-    """The categories the texted sender carries, as a STOP to it would revoke.
-
-    A sender that carries none (the practice's senders changed since the text) revokes every
-    category of the practice: a revocation must never be recorded as resolved yet revoke nothing.
-    """
-    categories = practice.categories_for_sender(message.sender)
-    if categories:
-        return categories
-    log.warning(
-        "review id=%s: sender %s carries no category of practice %s; revoking every category",
-        message.id, message.sender, practice.slug,
-    )  # fmt: skip
-    return tuple(Category)
+    """The categories the texted sender carries, as a STOP to it would revoke
+    (``gateway.coverage.revoked``: every category when the sender carries none any more)."""
+    carried = practice.categories_for_sender(message.sender)
+    if not carried:
+        log.warning(
+            "review id=%s: sender %s carries no category of practice %s; revoking every category",
+            message.id, message.sender, practice.slug,
+        )  # fmt: skip
+    return coverage.revoked(Scope.SENDER, carried)
 
 
 def overdue(session: Session, practice: Practice, now: datetime) -> int:

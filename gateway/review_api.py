@@ -120,6 +120,7 @@ def item_json(message: InboundMessage) -> dict[str, Any]:
         "sender": message.sender,
         "intent": message.intent,
         "language": message.language,
+        "rule": message.rule,
     }
 
 
@@ -152,6 +153,11 @@ _ITEM_PROPERTIES: dict[str, Any] = {
     "sender": {"type": "string", "description": "The practice's number the patient texted"},
     "intent": {"type": "string", "enum": ["possible_opt_out"]},
     "language": {"type": "string", "enum": ["en", "es"]},
+    "rule": {
+        "type": ["string", "null"],
+        "description": "Why it is held for review: the keyword rule or guard that matched "
+        "(`guard.question`, `guard.negation`, `mention.optout_word`, ...; see the README)",
+    },
 }
 _ITEM = {
     "type": "object",

@@ -165,7 +165,8 @@ def _inbound(message: InboundMessage) -> dict[str, Any]:
     return {
         "message_sid": message.message_sid, "received_at": _iso(message.received_at),
         "to": message.sender, "body": message.body, "intent": message.intent,
-        "keyword": message.keyword, "language": message.language,
+        "keyword": message.keyword, "rule": message.rule, "language": message.language,
+        "reply": message.reply,
         "review_status": message.review_status, "reviewed_at": _iso(message.reviewed_at),
         "reviewed_by": message.reviewed_by, "review_note": message.review_note,
     }  # fmt: skip
