@@ -152,14 +152,19 @@ def newest_standing(
 
 def ever_opted_in(session: Session, practice: str, phone: str, category: Category) -> bool:
     """Whether the number ever gave express consent (an ``opt_in`` event) to ``category``."""
-    return session.scalar(
-        select(ConsentEvent.id).where(
-            ConsentEvent.practice == practice,
-            ConsentEvent.phone == phone,
-            ConsentEvent.category == category.value,
-            ConsentEvent.action == Action.OPT_IN.value,
-        ).limit(1)
-    ) is not None
+    return (
+        session.scalar(
+            select(ConsentEvent.id)
+            .where(
+                ConsentEvent.practice == practice,
+                ConsentEvent.phone == phone,
+                ConsentEvent.category == category.value,
+                ConsentEvent.action == Action.OPT_IN.value,
+            )
+            .limit(1)
+        )
+        is not None
+    )
 
 
 def state_from(category: Category, event: ConsentEvent | None) -> ConsentState:

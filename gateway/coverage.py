@@ -9,7 +9,8 @@ Pure functions (no I/O), used by inbound texts, staff review and carrier errors 
 - A sender that carries no category of the practice any more (its senders changed since) revokes
   every category: a revocation must never end up revoking nothing.
 - START (or UNSTOP, ALTA, YES) to a sender lifts only what that sender carries, and only what was
-  opted out. Marketing comes back only where the patient had given express consent to it before
+  opted out (START also makes implied care-message consent express). Marketing comes back only
+  where the patient had given express consent to it before
   the opt-out (47 CFR 64.1200(a)(2): marketing needs prior express written consent; a START does
   not create it).
 """
@@ -37,13 +38,27 @@ def reinstated(
     statuses: Mapping[Category, ConsentStatus],
     *,
     had_marketing_consent: bool,
+    affirms_implied: bool,
 ) -> tuple[Category, ...]:
-    """The categories a START to a sender carrying ``sender_categories`` opts back in, given the
-    current ``statuses`` and whether express marketing consent was ever given before; may be
-    empty (nothing was opted out, or marketing was never consented to)."""
-    return tuple(
-        category
-        for category in sender_categories
-        if statuses.get(category) is ConsentStatus.OPTED_OUT
-        and (category is not Category.MARKETING or had_marketing_consent)
-    )
+    """The categories an opt-in keyword texted to a sender carrying ``sender_categories`` opts
+    in, given the current ``statuses`` and whether express marketing consent was ever given;
+    may be empty.
+
+    - A category that was opted out comes back (marketing only with earlier express consent).
+    - With ``affirms_implied`` (START, UNSTOP, ALTA: a request to receive texts), transactional
+      consent that was only implied becomes express. YES and SI do not: a YES from a number that
+      is neither opted out nor asked to confirm a double opt-in records nothing.
+    """
+    chosen = []
+    for category in sender_categories:
+        status = statuses.get(category)
+        if status is ConsentStatus.OPTED_OUT:
+            if category is not Category.MARKETING or had_marketing_consent:
+                chosen.append(category)
+        elif (
+            affirms_implied
+            and category is Category.TRANSACTIONAL
+            and status is not ConsentStatus.OPTED_IN
+        ):
+            chosen.append(category)
+    return tuple(chosen)

@@ -191,22 +191,26 @@ def _plan(
         had_marketing = marketing_out and consent.ever_opted_in(
             session, sms.practice.slug, sms.phone, Category.MARKETING
         )
-        restored = coverage.reinstated(
-            sms.categories, statuses, had_marketing_consent=had_marketing
-        )
-        if restored:
-            events = tuple((category, Action.OPT_IN, {}) for category in restored)
+        confirming = keyword in _CONFIRMING_KEYWORDS
+        opted_in = coverage.reinstated(
+            sms.categories, statuses, had_marketing_consent=had_marketing,
+            affirms_implied=not confirming,
+        )  # fmt: skip
+        events = tuple((category, Action.OPT_IN, {}) for category in opted_in)
+        restored = [c.value for c in opted_in if statuses[c] is ConsentStatus.OPTED_OUT]
+        if not answer or (confirming and not events):
+            # Advanced Opt-Out answered; or a YES with nothing to confirm: an ordinary text
+            return _Plan(source, events)
+        if restored:  # never "subscribed again" to a patient who was never unsubscribed
+            reply = sms_templates.render("start", language, restored=restored, **context)
+        else:
+            needs_consent = Category.MARKETING in sms.categories and statuses[
+                Category.MARKETING
+            ] is not ConsentStatus.OPTED_IN  # fmt: skip
             reply = sms_templates.render(
-                "start", language, restored=[c.value for c in restored], **context
-            ) if answer else None  # fmt: skip
-            return _Plan(source, events, reply)
-        if keyword in _CONFIRMING_KEYWORDS or not answer:
-            # a YES with nothing to confirm and nothing opted out: an ordinary text
-            return _Plan(source)
-        reply = sms_templates.render(
-            "start_unchanged", language, needs_consent=marketing_out, **context
-        )
-        return _Plan(source, (), reply)
+                "start_unchanged", language, needs_consent=needs_consent, **context
+            )
+        return _Plan(source, events, reply)
 
     if intent is Intent.HELP:
         reply = sms_templates.render("help", language, **context) if answer else None

@@ -69,6 +69,7 @@ def test_an_ambiguous_text_is_listed_with_what_staff_need(twilio, api):
         "sender": SHARED,
         "intent": "possible_opt_out",
         "language": "en",
+        "rule": "mention.optout_word",
     }
 
 
@@ -226,6 +227,7 @@ def test_opt_out_revokes_the_senders_categories_as_of_the_text(twilio, api, sess
             "staff": "maria.front-desk",
             "note": "called back: she wants no texts",
             "resolution": "opt_out",
+            "rule": "mention.optout_word",
         }
     assert queue(api)["items"] == []
     message = session.scalar(select(InboundMessage))

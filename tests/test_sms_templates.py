@@ -45,7 +45,7 @@ EXAMPLE_SENDERS = [
 
 
 def context(practice: Practice, purposes: list[str], revoked: list[str] | None = None) -> dict:
-    values: dict = {"practice": practice, "purposes": purposes}
+    values: dict = {"practice": practice, "purposes": purposes, "restored": purposes}
     if revoked is not None:
         values["revoked"] = revoked
     return values
@@ -65,6 +65,8 @@ def every_rendering() -> list[tuple[str, str, str, list[str], list[str]]]:
 
 def render_row(name: str, slug: str, language: str, purposes: list[str], revoked: list[str]) -> str:
     extra = {"revoked": revoked} if name == "stop" else {}
+    if name == "start":
+        extra = {"restored": purposes}
     return render(name, language, practice=ALL_PRACTICES[slug], purposes=purposes, **extra)
 
 
@@ -399,3 +401,29 @@ def test_missing_practice_attribute_raises() -> None:
 def test_categories_match_template_vocabulary() -> None:
     # the templates compare purposes/revoked with these literal strings
     assert {c.value for c in Category} == {"transactional", "marketing"}
+
+
+@pytest.mark.parametrize(
+    ("restored", "language", "says"),
+    [
+        (TRANSACTIONAL, "en", "subscribed again to appointment reminders and care messages."),
+        (MARKETING, "en", "subscribed again to practice news and events by text."),
+        (BOTH, "en", "appointment reminders, care messages, and practice news and events."),
+        (TRANSACTIONAL, "es", "suscrito de nuevo a recordatorios de citas y mensajes de atención."),
+        (MARKETING, "es", "suscrito de nuevo a novedades y eventos de la clínica."),
+    ],
+)
+def test_start_names_what_came_back(restored: list[str], language: str, says: str) -> None:
+    practice = EXAMPLE["alluring"]
+    assert says in render("start", language, practice=practice, purposes=BOTH, restored=restored)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("needs_consent", [False, True])
+def test_start_unchanged_never_says_subscribed_again(language: str, needs_consent: bool) -> None:
+    practice = EXAMPLE["alluring"]
+    text = render("start_unchanged", language, practice=practice, needs_consent=needs_consent)
+    assert text.startswith(practice.name + ":")
+    assert "again" not in text and "de nuevo" not in text
+    assert (practice.help_contact in text) is needs_consent
+    assert promotional_words(text) == []

@@ -167,7 +167,8 @@ def test_plain_language_revocation_opts_out(twilio, api):
     (reply,) = replies(twilio.inbound("Please stop texting me!"))
     assert "unsubscribed" in reply
     event = api.contact()["consent"]["transactional"]["event"]
-    assert event["evidence"]["keyword"] == "PHRASE"
+    assert event["evidence"]["keyword"] == "STOP"
+    assert event["evidence"]["rule"] == "keyword.stop"
     assert event["evidence"]["body"] == "Please stop texting me!"
 
 
