@@ -171,7 +171,10 @@ _LISTY = (
 _TAIL = r"(?: (?:please|pls|plz|now|thanks|thank you|asap|immediately|right now|already"
 _TAIL += r"|permanently|for good|forever|again|too))*"
 #: "X me" at the end of a sentence, or followed by a list of ours: not "from the waitlist"
-_OFF_OUR_LIST = rf"(?: (?:off|from|of|out of)(?: {_LISTY})?)?{_TAIL}$"
+_OFF_OUR_LIST = (
+    rf"(?: (?:off|from|of|out of)(?: {_LISTY}| this| that| it| them| these| everything| all)?)?"
+    rf"{_TAIL}$"
+)
 
 RULES: tuple[Rule, ...] = (
     # --- opt-out keywords: the whole message -----------------------------------------------
@@ -246,8 +249,9 @@ RULES: tuple[Rule, ...] = (
          "fcc-reasonable", negatable=True),
     Rule("phrase.en.want_out", OUT, PHRASE, "en",
          (rf"(?:want|wish|like|need|trying|try|going|wanna) to (?:unsubscribe|unsub|opt out"
-          rf"|optout|be removed|be taken off|stop (?:getting|receiving) "
-          rf"(?:these |your |the |any |those )?{_TEXTS})",
+          rf"|optout|be removed|be taken off){_OFF_OUR_LIST}",
+          rf"(?:want|wish|like|need|trying|try|going|wanna) to stop (?:getting|receiving) "
+          rf"(?:these |your |the |any |those )?{_TEXTS}",
           rf"no longer (?:want|wish|need) (?:to (?:get|receive) )?"
           rf"(?:these |your |the |any |those )?{_TEXTS}",
           r"leave me alone"),
@@ -317,10 +321,13 @@ _EMPHASIS = (  # opt-outs only
 _PRONOUNS = ("it", "that", "this", "them", "esto", "eso")
 _CARE_OBJECTS = (
     "texting", "texting me", "text", "texts", "text messages", "txt", "txts", "txting",
-    "messages", "message", "msg", "msgs", "messaging", "sms", "sending", "sending me",
-    "contacting", "contacting me", "calling", "calling me", "calls", "notifications", "alerts",
-    "reminders", "reminder", "subscription", "mensajes", "mensaje", "textos", "texto",
-    "recordatorios", "notificaciones", "llamadas", "enviar", "enviarme", "mandar", "mandarme",
+    "messages", "message", "msg", "msgs", "messaging", "sms", "calls", "notifications",
+    "alerts", "reminders", "reminder", "subscription", "mensajes", "mensaje", "textos", "texto",
+    "recordatorios", "notificaciones", "llamadas",
+)  # fmt: skip
+_VERBS = (  # opt-outs only: "stop sending me ...", "paren de mandarme ..."
+    "sending", "sending me", "contacting", "contacting me", "calling", "calling me", "enviar",
+    "enviarme", "mandar", "mandarme", "escribir", "escribirme",
 )  # fmt: skip
 _PROMO_OBJECTS = (
     "promotions", "promotion", "promos", "promo", "offers", "offer", "specials", "deals", "ads",
@@ -390,6 +397,7 @@ def _vocabulary() -> tuple[dict[tuple[str, ...], _Word], int]:
     for phrases, word in (
         (_COURTESY, _Word(courtesy=True)),
         (_EMPHASIS, _Word(emphasis=True)),
+        (_VERBS, _Word(emphasis=True)),
         (_PRONOUNS, _Word(pronoun=True)),
         (_CARE_OBJECTS, _Word(care=True)),
         (_PROMO_OBJECTS, _Word(promo=True)),
