@@ -42,7 +42,7 @@ import enum
 import re
 import unicodedata
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 
 __all__ = [
@@ -128,6 +128,8 @@ class Rule:
     takes_pronoun: bool = False
     #: PHRASE: a negation right before the match cancels it ("don't stop texting me")
     negatable: bool = False
+    #: a text this rule decides (shown in the README; the tests check it)
+    example: str = ""
 
     @property
     def keyword(self) -> str:
@@ -300,6 +302,26 @@ RULES: tuple[Rule, ...] = (
          (rf"too many {_TEXTS}|demasiados {_MENSAJES}|not interested|no (?:estoy|estamos) "
           r"interesad[oa]s?|spam|harass\w*",), "review"),
 )  # fmt: skip
+
+_EXAMPLES = {
+    "phrase.en.no_more_promotions": "Don't send me any more promotions",
+    "phrase.es.no_more_promotions": "No me manden más ofertas",
+    "phrase.en.stop_contacting": "Can you stop texting me?",
+    "phrase.en.remove_me": "lose my number",
+    "phrase.en.want_out": "I no longer wish to receive these messages",
+    "phrase.en.no_more_texts": "Do not text me anymore",
+    "phrase.es.stop_sending": "Dejen de escribirme",
+    "phrase.es.remove_me": "borren mi número",
+    "phrase.es.no_more_texts": "No me envíen más mensajes",
+    "mention.optout_word": "I need to cancel my appointment",
+    "mention.remove_me": "Can you remove me from the waitlist?",
+    "mention.wrong_number": "wrong number",
+    "mention.complaint": "too many texts!!",
+}
+RULES = tuple(
+    replace(rule, example=_EXAMPLES.get(rule.id, rule.terms[0] if rule.match is KW else ""))
+    for rule in RULES
+)
 
 #: Guards: why a matched phrase became a review item instead of an opt-out.
 GUARD_QUESTION = "guard.question"

@@ -231,3 +231,8 @@ def test_the_export_shows_each_text_with_the_rule_and_the_reply(twilio, api) -> 
     assert texts["Why did you stop sending reminders?"]["reply"] is None
     assert texts["lose my number"]["rule"] == "phrase.en.remove_me"
     assert "unsubscribed" in texts["lose my number"]["reply"]
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda rule: rule.id)
+def test_each_rules_example_is_decided_by_that_rule(rule) -> None:
+    assert classify(rule.example).rule == rule.id
