@@ -196,6 +196,8 @@ RULES: tuple[Rule, ...] = (
     Rule("keyword.unsub", OUT, KW, "en",
          ("unsub", "unsubs", "unsuscribe", "unsubcribe", "unsubscibe", "unsubsribe",
           "unsubscribed"), "common"),
+    Rule("keyword.stop_typo", OUT, KW, "en", ("stopp", "sotp", "stpo", "stp", "stopt"), "common",
+         takes_pronoun=True),
     Rule("keyword.parar", OUT, KW, "es", ("parar",), "spanish"),
     Rule("keyword.pare", OUT, KW, "es", ("pare", "paren"), "spanish", takes_pronoun=True),
     Rule("keyword.para", OUT, KW, "es", ("para",), "spanish"),
@@ -229,13 +231,17 @@ RULES: tuple[Rule, ...] = (
           rf"|your |these |those |the )*{_PROMOS}",
           rf"{_DONT} want (?:to (?:get|receive) )?(?:any |more |your |these |those |the )*"
           rf"{_PROMOS}",
+          rf"(?:remove|take) me (?:off|from|out of) (?:the |your |this |all )?(?:{_PROMOS}|promo)"
+          rf"(?: text| texting| sms| mailing)? list",
           rf"(?:stop|quit|end|cancel|unsubscribe me from|unsubscribe from|opt me out of"
           rf"|opt out of|remove me from) (?:sending (?:me )?|texting me |all |the |your "
           rf"|these |those |any )*{_PROMOS}"),
          "fcc-reasonable", Scope.MARKETING),
     Rule("phrase.es.no_more_promotions", OUT, PHRASE, "es",
          (rf"no (?:mas|quiero|deseo|me (?:envien|manden|mande|envie|escriban)(?: mas)?)"
-          rf"(?: recibir)?(?: mas)?(?: sus| las| los| estas| esas)? {_PROMOCIONES}",),
+          rf"(?: recibir)?(?: mas)?(?: sus| las| los| estas| esas)? {_PROMOCIONES}",
+          rf"(?:dejen|deje|paren|pare|dejar) (?:de|d) (?:enviar|mandar|escribir)(?:me|nos)?"
+          rf"(?: mas)?(?: sus| las| los| estas| esas)? {_PROMOCIONES}"),
          "fcc-reasonable", Scope.MARKETING),
     # --- plain language: every category the sender carries --------------------------------
     Rule("phrase.en.stop_contacting", OUT, PHRASE, "en",
@@ -254,6 +260,7 @@ RULES: tuple[Rule, ...] = (
           rf"|optout|be removed|be taken off){_OFF_OUR_LIST}",
           rf"(?:want|wish|like|need|trying|try|going|wanna) to stop (?:getting|receiving) "
           rf"(?:these |your |the |any |those )?{_TEXTS}",
+          r"(?:revoke|withdraw|cancel|take back) (?:my |all )?(?:consent|permission)",
           rf"no longer (?:want|wish|need) (?:to (?:get|receive) )?"
           rf"(?:these |your |the |any |those )?{_TEXTS}",
           r"leave me alone"),
@@ -268,10 +275,11 @@ RULES: tuple[Rule, ...] = (
           rf"(?:{_TEXTS}|anything)"),
          "fcc-reasonable"),
     Rule("phrase.es.stop_sending", OUT, PHRASE, "es",
-         (r"(?:dejen|deje|deja|dejar|paren|pare|para|parar|detengan|dejes|terminen) de "
+         (r"(?:dejen|deje|deja|dejar|paren|pare|para|parar|detengan|dejes|terminen) (?:de|d) "
           r"(?:enviar|mandar|escribir|contactar|textear|llamar|molestar)(?:me|nos)?",
           r"(?:darme|dar|denme|dame|me doy|quiero darme) de baja",
           r"(?:quiero |deseo )?(?:desuscribirme|desinscribirme|cancelar (?:mi )?suscripcion)",
+          r"(?:revoco|retiro|cancelo) (?:mi )?(?:consentimiento|permiso|autorizacion)",
           r"(?:dejenme|dejame|dejeme) (?:en paz|tranquil[oa])"),
          "fcc-reasonable", negatable=True),
     Rule("phrase.es.remove_me", OUT, PHRASE, "es",
@@ -300,7 +308,8 @@ RULES: tuple[Rule, ...] = (
           r"|persona equivocada|who is this",), "review"),
     Rule("mention.complaint", MAYBE, MENTION, "en",
          (rf"too many {_TEXTS}|demasiados {_MENSAJES}|not interested|no (?:estoy|estamos) "
-          r"interesad[oa]s?|spam|harass\w*",), "review"),
+          r"interesad[oa]s?|spam|harass\w*|keep (?:texting|messaging|sending)|text(?:ing)? too much"
+          r"|(?:dejo|dejar) de recibir|no (?:pares|paren|dejen de)",), "review"),
 )  # fmt: skip
 
 _EXAMPLES = {
@@ -454,6 +463,11 @@ def _keyword_message(text: str) -> Classification | None:
     first = rules[0]
     if any(rule.intent is not first.intent for rule in rules):
         return Classification(MAYBE, first.language, None, text, GUARD_MIXED)
+    # "marketing texts", "promo messages": a care word right after a promotion word is part of it
+    found = [
+        _Word(promo=True) if w.care and index and found[index - 1].promo else w
+        for index, w in enumerate(found)
+    ]
     fillers = [w for w in found if w.rule is None]
     if first.intent is not OUT:
         if not all(w.courtesy for w in fillers):
