@@ -158,8 +158,9 @@ class InboundMessage(Base):
     intent: Mapped[str] = mapped_column(String(32))
     language: Mapped[str] = mapped_column(String(8))
     keyword: Mapped[str | None] = mapped_column(String(32))
-    #: the id of the rule (``gateway.keywords.RULES``) or guard that classified it
-    rule: Mapped[str | None] = mapped_column(String(64))
+    #: the id of the rule (``gateway.keywords.RULES``) or guard that classified it; loaded on
+    #: first use (older schemas, read back after a downgrade, do not have it)
+    rule: Mapped[str | None] = mapped_column(String(64), deferred=True)
     #: STOP/START/HELP when Twilio's Advanced Opt-Out handled the keyword (and replied itself)
     opt_out_type: Mapped[str | None] = mapped_column(String(16))
     #: the text the gateway answered with (None: an empty TwiML response); replayed on duplicates

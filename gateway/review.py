@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, undefer
 
 from gateway import consent, coverage
 from gateway.config import Practice, Settings
@@ -59,7 +59,7 @@ def open_items(
     """
     if not 1 <= limit <= MAX_LIMIT:
         raise ValueError(f"limit must be from 1 to {MAX_LIMIT}")
-    query = select(InboundMessage).where(
+    query = select(InboundMessage).options(undefer(InboundMessage.rule)).where(
         InboundMessage.practice == practice,
         InboundMessage.review_status == ReviewStatus.OPEN.value,
     )

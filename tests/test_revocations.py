@@ -179,8 +179,9 @@ def test_start_to_the_marketing_service_restores_marketing_only_after_express_co
         assert api.post(f"/api/v1/contacts/{PATIENT}/marketing-consent", json=FORM).status_code in (
             200, 201, 202,
         )  # fmt: skip
-        twilio.inbound("YES", to=SPLIT_MARKETING_SERVICE)
-        twilio.inbound("STOP", to=SPLIT_MARKETING_SERVICE, MessagingServiceSid=SPLIT_MARKETING_SERVICE)
+        pool = {"to": "+13125550199", "MessagingServiceSid": SPLIT_MARKETING_SERVICE}
+        twilio.inbound("YES", **pool)
+        twilio.inbound("STOP", **pool)
         assert api.contact(practice="split")["consent"]["marketing"]["status"] == "opted_out"
         (reply,) = _replies(
             twilio.inbound("START", to="+13125550199", MessagingServiceSid=SPLIT_MARKETING_SERVICE)

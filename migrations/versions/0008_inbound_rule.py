@@ -16,11 +16,13 @@ branch_labels = None
 depends_on = None
 
 
+# Plain ALTER TABLE (SQLite 3.35+ drops a column in place): a batch copy of inbound_messages
+# would drop the table that consent events refer to.
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("inbound_messages") as batch:
-        batch.add_column(sa.Column("rule", sa.String(length=64), nullable=True))
+    op.add_column("inbound_messages", sa.Column("rule", sa.String(length=64), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("inbound_messages") as batch:
-        batch.drop_column("rule")
+    op.drop_column("inbound_messages", "rule")
