@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import time_machine
+from console_support import PASSWORD, sign_in, text_of
 from hypothesis import given
 from hypothesis import strategies as st
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -26,6 +27,7 @@ from werkzeug.serving import make_server
 from conftest import API_TOKEN, TwilioActions, get_database_of, patient
 from gateway import config, confirmations, event_outbox, keywords, scheduler
 from gateway.confirmations import Candidate, Response
+from gateway.console import accounts
 from gateway.dispatch import Dispatcher
 from gateway.event_delivery import EventDeliverer
 from gateway.keywords import Intent
@@ -450,8 +452,15 @@ def test_a_failed_event_is_retried_on_request_with_the_same_id(gateway, travelle
     assert failed["attempts"] == event_outbox.MAX_ATTEMPTS
     assert failed["data"]["phone"] == patient(2)
 
-    page = gateway.client.get("/console/clinic/dashboard")  # signed out: redirected, not shown
-    assert page.status_code in (302, 401, 403)
+    # the console's dashboard shows it, without the number
+    with get_database_of(gateway.app).sessions() as session:
+        accounts.create(session, "ana@clinic.example", PASSWORD, ("clinic",), ("clinic", "plain"))
+    sign_in(gateway.client, "ana@clinic.example")
+    response = gateway.client.get("/console/clinic/dashboard")
+    assert response.status_code == 200
+    page = text_of(response)
+    assert "1 failing" in page and failed["id"] in page and "HTTP 500" in page
+    assert patient(2)[2:] not in response.get_data(as_text=True)
 
     path = f"/api/v1/events/{failed['id']}/retry"
     response = gateway.client.post(path, query_string={"practice": "clinic"},
@@ -585,3 +594,13 @@ def test_response_values_are_the_api_contract():
 
 def test_example_practices_file_still_loads():
     assert config.load_practices(config.EXAMPLE_PRACTICES_FILE)
+
+
+def test_erasing_a_number_drops_its_events(gateway):
+    gateway.receiver.status = 500
+    gateway.text("STOP", from_=patient(2))
+    gateway.text("STOP", from_=patient(3))
+    response = gateway.client.delete(f"/api/v1/contacts/{patient(2)}", headers=gateway.headers,
+                                     query_string={"practice": "clinic"})  # fmt: skip
+    assert response.status_code == 200, response.get_json()
+    assert [e["data"]["phone"] for e in gateway.events()] == [patient(3)]
