@@ -604,3 +604,14 @@ def test_erasing_a_number_drops_its_events(gateway):
                                      query_string={"practice": "clinic"})  # fmt: skip
     assert response.status_code == 200, response.get_json()
     assert [e["data"]["phone"] for e in gateway.events()] == [patient(3)]
+
+
+def test_the_openapi_document_describes_answers_and_events(gateway):
+    document = gateway.client.get("/api/v1/openapi.json").get_json()
+    reminder = document["components"]["schemas"]["Reminder"]
+    assert {"response", "responded_at"} <= set(reminder["required"])
+    assert reminder["properties"]["response"]["enum"] == [
+        "confirmed", "reschedule_requested", None
+    ]
+    assert "get" in document["paths"]["/api/v1/events"]
+    assert "post" in document["paths"]["/api/v1/events/{id}/retry"]
