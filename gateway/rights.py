@@ -193,4 +193,5 @@ def _outbound(message: OutboundMessage) -> dict[str, Any]:
         "reason": message.reason, "send_at": _iso(message.send_at),
         "sent_at": _iso(message.sent_at), "completed_at": _iso(message.completed_at),
         "provider_sid": message.provider_sid, "error_code": message.error_code,
+        "response": message.response, "responded_at": _iso(message.responded_at),
     }  # fmt: skip

@@ -615,3 +615,12 @@ def test_the_openapi_document_describes_answers_and_events(gateway):
     ]
     assert "get" in document["paths"]["/api/v1/events"]
     assert "post" in document["paths"]["/api/v1/events/{id}/retry"]
+
+
+def test_the_export_shows_the_answer(gateway):
+    gateway.remind("appt-1")
+    gateway.text("R")
+    response = gateway.client.get(f"/api/v1/contacts/{patient(1)}/export", headers=gateway.headers,
+                                  query_string={"practice": "clinic"})  # fmt: skip
+    (message,) = response.get_json()["outbound_messages"]
+    assert message["response"] == "reschedule_requested" and message["responded_at"]
