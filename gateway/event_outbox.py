@@ -37,6 +37,9 @@ RETRY_DELAYS = (
     timedelta(hours=5), timedelta(hours=10),
 )  # fmt: skip
 MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
+#: delivered and failed events are deleted by the retention job this long after they were written
+KEEP_SETTLED = timedelta(days=30)
+SETTLED = (DELIVERED, FAILED)
 MAX_ERROR_CHARS = 200
 
 _ENABLED: weakref.WeakKeyDictionary[Engine, frozenset[str]] = weakref.WeakKeyDictionary()

@@ -183,9 +183,9 @@ def _plan(
         reply = sms_templates.render("help", language, **context) if answer else None
         return _Plan(source, (), reply)
     if intent is Intent.NONE:  # not a keyword: maybe the answer to an appointment reminder
-        answer = appointment_replies.plan(session, sms.practice, sms.phone, sms.body, received_at)
-        if answer is not None:
-            return _Plan(source, (), answer.reply, answer)
+        answered = appointment_replies.plan(session, sms.practice, sms.phone, sms.body, received_at)
+        if answered is not None:
+            return _Plan(source, (), answered.reply, answered)
     return _Plan(source)
 
 

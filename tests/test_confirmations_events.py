@@ -624,3 +624,21 @@ def test_the_export_shows_the_answer(gateway):
                                   query_string={"practice": "clinic"})  # fmt: skip
     (message,) = response.get_json()["outbound_messages"]
     assert message["response"] == "reschedule_requested" and message["responded_at"]
+
+
+def test_settled_events_are_purged_after_a_month(gateway, traveller):
+    from gateway import retention
+
+    gateway.text("STOP", from_=patient(2))
+    assert gateway.deliverer.drain() == {"delivered": 1}
+    gateway.receiver.status = 500
+    gateway.text("START", from_=patient(2))
+    assert gateway.deliverer.drain() == {"retrying": 1}
+    traveller.shift(event_outbox.KEEP_SETTLED + timedelta(days=1))
+    app = gateway.app
+    with get_database_of(app).sessions() as session:
+        practice = app.extensions["gateway.settings"].practices["clinic"]
+        counts = retention.purge(session, app.extensions["gateway.settings"], practice)
+    assert counts["event_deliveries"] == 1
+    assert [e["type"] for e in gateway.events()] == ["consent.changed"]  # the pending one stays
+    assert gateway.events()[0]["status"] == "pending"
