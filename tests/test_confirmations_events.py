@@ -13,6 +13,7 @@ import io
 import threading
 import xml.etree.ElementTree as ET
 from collections import Counter
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,6 +34,7 @@ from gateway.event_delivery import EventDeliverer
 from gateway.keywords import Intent
 from gateway.models import Base
 from gateway.transport import ConsoleTransport
+from tcp_proxy import TcpProxy
 
 SECRET = "whsec_" + base64.b64encode(b"scheduling-system-secret-0123456789").decode()
 CLINIC = "+17865550130"  # the clinic's transactional sender
@@ -136,20 +138,29 @@ def traveller():
         yield travel
 
 
-@pytest.fixture
-def gateway(database_url, make_app, receiver, tmp_path, traveller):
+@contextmanager
+def serving(make_app: Any, database_url: str, tmp_path: Any, receiver: Receiver, url: str):
+    """The gateway, its practices file sending the clinic's events to ``url``."""
     practices = tmp_path / "practices.toml"
     practices.write_text(
-        PRACTICES.format(clinic=CLINIC, marketing=CLINIC_MARKETING, plain=PLAIN,
-                         url=receiver.url, secret=SECRET)
+        PRACTICES.format(clinic=CLINIC, marketing=CLINIC_MARKETING, plain=PLAIN, url=url,
+                         secret=SECRET)
     )  # fmt: skip
     app = make_app(database_url, GATEWAY_CONFIG=str(practices))
     console = ConsoleTransport(stream=io.StringIO())
     app.extensions["gateway.transport"] = console
-    yield Gateway(app, console, receiver)
-    with get_database_of(app).engine.begin() as connection:
-        for table in reversed(Base.metadata.sorted_tables):
-            connection.execute(table.delete())
+    try:
+        yield Gateway(app, console, receiver)
+    finally:
+        with get_database_of(app).engine.begin() as connection:
+            for table in reversed(Base.metadata.sorted_tables):
+                connection.execute(table.delete())
+
+
+@pytest.fixture
+def gateway(database_url, make_app, receiver, tmp_path, traveller):
+    with serving(make_app, database_url, tmp_path, receiver, receiver.url) as served:
+        yield served
 
 
 class Gateway:
@@ -425,6 +436,30 @@ def test_a_receiver_down_for_an_hour_gets_everything_afterwards(gateway, travell
     assert len(delivered) == 3
     assert Counter(receiver.ids()) == {webhook_id: 5 for webhook_id in first_ids}
     assert gateway.events(status="pending") == []
+
+
+def test_a_receiver_that_refuses_connections_loses_nothing(
+    database_url, make_app, receiver, tmp_path, traveller
+):
+    port = int(receiver.url.split(":")[2].split("/")[0])
+    with TcpProxy(("127.0.0.1", port)) as proxy:
+        url = receiver.url.replace(f":{port}/", f":{proxy.port}/")
+        with serving(make_app, database_url, tmp_path, receiver, url) as gateway:
+            proxy.cut()  # the host is down: connections reset or refused
+            gateway.text("STOP", from_=patient(2))
+            gateway.text("START", from_=patient(2))
+            assert gateway.deliverer.drain() == {"retrying": 2}
+            assert receiver.requests == []
+            assert {e["last_error"] for e in gateway.events()} == {
+                "no answer: ConnectionError"
+            }
+            proxy.restore()
+            traveller.shift(timedelta(seconds=6))
+            assert gateway.deliverer.drain() == {"delivered": 2}
+            delivered = receiver.verified()
+            # in any order (sent in parallel): receivers order by `timestamp`
+            assert sorted(p["data"]["status"] for _, p in delivered) == ["opted_in", "opted_out"]
+            assert {i for i, _ in delivered} == {e["id"] for e in gateway.events()}
 
 
 def test_a_receiver_back_up_gets_the_backlog_with_the_next_event(gateway, traveller):
