@@ -168,12 +168,13 @@ OPENAPI_PATHS: dict[str, Any] = {
             },
         }
     },
-    "/api/v1/events/{id}/retry": {
+    "/api/v1/events/{webhook_id}/retry": {
         "post": {
             "summary": "Attempt a failed (or waiting) event again now, with the same webhook-id",
             "parameters": [
-                {"name": "id", "in": "path", "required": True, "schema": {"type": "string"},
-                 "description": "The event's id (`msg_...`)"},
+                {"name": "webhook_id", "in": "path", "required": True,
+                 "schema": {"type": "string"},
+                 "description": "The event's id (`msg_...`, its `webhook-id` header)"},
                 _PRACTICE,
             ],  # fmt: skip
             "responses": {

@@ -649,7 +649,7 @@ def test_the_openapi_document_describes_answers_and_events(gateway):
         "confirmed", "reschedule_requested", None
     ]
     assert "get" in document["paths"]["/api/v1/events"]
-    assert "post" in document["paths"]["/api/v1/events/{id}/retry"]
+    assert "post" in document["paths"]["/api/v1/events/{webhook_id}/retry"]
 
 
 def test_the_export_shows_the_answer(gateway):
