@@ -88,7 +88,7 @@ def apply_status(
             values["error_code"] = error_code
         if _update_if_unchanged(session, message, seen, values):
             if values.get("status") not in (None, message.status):  # "read" after "delivered"
-                event_outbox.reminder_moved(session, message.id, values["status"], now)
+                event_outbox.reminder_moved(session, message, values["status"], now)
             if error_code is not None:
                 react_to_error(session, settings, message, error_code, now)
             session.commit()

@@ -432,7 +432,7 @@ class Dispatcher:
             lease_owner=None, lease_expires_at=None, **values,
         )  # fmt: skip
         if moved:
-            event_outbox.reminder_moved(session, message.id, values.get("status"), self.clock())
+            event_outbox.reminder_moved(session, message, values.get("status"), self.clock())
         session.commit()
         return moved
 
@@ -473,7 +473,7 @@ class Dispatcher:
                 error_code=exc.code, completed_at=now, reason=str(exc),
                 lease_owner=None, lease_expires_at=None,
             ):  # fmt: skip
-                event_outbox.reminder_moved(session, message.id, OutboxStatus.FAILED, now)
+                event_outbox.reminder_moved(session, message, OutboxStatus.FAILED, now)
             if exc.code is not None:
                 react_to_error(session, self.settings, message, exc.code, now)
             session.commit()
@@ -483,5 +483,5 @@ class Dispatcher:
         with self.database.sessions() as session:
             if outbox.transition(session, message.id, _IN_FLIGHT, lease_owner=None,
                                  lease_expires_at=None, **values):  # fmt: skip
-                event_outbox.reminder_moved(session, message.id, values["status"], self.clock())
+                event_outbox.reminder_moved(session, message, values["status"], self.clock())
             session.commit()

@@ -100,14 +100,15 @@ _REMINDER_EVENTS = {
 
 
 def reminder_moved(
-    session: Session, message_id: int, status: Any, at: datetime | None = None
+    session: Session, message: OutboundMessage, status: Any, at: datetime | None = None
 ) -> EventDelivery | None:
     """The event of a reminder that has just moved to ``status`` in the caller's transaction
-    (none for statuses without one: scheduled, sending, uncertain, cancelled)."""
+    (none for statuses without one: scheduled, sending, uncertain, cancelled; nothing read for
+    a practice without events)."""
     status = getattr(status, "value", status)
-    if status not in _REMINDER_EVENTS:
+    if status not in _REMINDER_EVENTS or not enabled(session, message.practice):
         return None
-    return emit_reminder(session, message_id, _REMINDER_EVENTS[status], occurred_at=at)
+    return emit_reminder(session, message.id, _REMINDER_EVENTS[status], occurred_at=at)
 
 
 def emit_reminder(

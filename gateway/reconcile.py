@@ -123,7 +123,7 @@ def _find_uncertain(
         next_attempt_at=now + timedelta(seconds=settings.reconcile_after),
     )  # fmt: skip
     if moved:
-        event_outbox.reminder_moved(session, message.id, OutboxStatus.SENT, now)
+        event_outbox.reminder_moved(session, message, OutboxStatus.SENT, now)
     session.commit()
     if not moved:
         return "changed"
