@@ -14,8 +14,11 @@ import threading
 import xml.etree.ElementTree as ET
 from collections import Counter
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
@@ -26,7 +29,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from werkzeug.serving import make_server
 
 from conftest import API_TOKEN, TwilioActions, get_database_of, patient
-from gateway import config, confirmations, event_outbox, keywords, scheduler
+from gateway import config, confirmations, event_outbox, gsm7, keywords, reminders, scheduler
 from gateway.confirmations import Candidate, Response
 from gateway.console import accounts
 from gateway.dispatch import Dispatcher
@@ -677,3 +680,33 @@ def test_settled_events_are_purged_after_a_month(gateway, traveller):
     assert counts["event_deliveries"] == 1
     assert [e["type"] for e in gateway.events()] == ["consent.changed"]  # the pending one stays
     assert gateway.events()[0]["status"] == "pending"
+
+
+_EXAMPLES = {**config.load_practices(config.EXAMPLE_PRACTICES_FILE),
+             **config.load_practices(Path(__file__).parent / "practices.toml")}  # fmt: skip
+_INVITATION = {"en": "Reply C to confirm, R to reschedule.",
+               "es": "Responda C para confirmar, R para cambiar la cita."}  # fmt: skip
+_OPT_OUT = {"en": "Reply STOP to opt out.", "es": "Responda PARAR para cancelar."}
+
+
+@pytest.mark.parametrize("slug", sorted(_EXAMPLES))
+@pytest.mark.parametrize("language", ["en", "es"])
+@pytest.mark.parametrize(
+    "appointment",
+    ["2026-09-30T10:30:00-04:00", "2026-12-23T17:45:00-05:00", "2026-03-01T08:00:00-05:00"],
+)
+@pytest.mark.parametrize("location", [None, "Suite 200", "Harbor Medical Plaza, 1500 Biscayne"])
+def test_every_example_practice_fits_the_invitation_in_160(slug, language, appointment, location):
+    practice = replace(_EXAMPLES[slug], confirmations=True)
+    params = {"appointment_time": appointment, **({"location": location} if location else {})}
+    text = gsm7.to_gsm7(reminders.render("appointment_reminder", params, practice, language,
+                                         max_chars=160))  # fmt: skip
+    assert len(text) <= 160 and gsm7.segments(text) == 1, text
+    assert text.startswith(practice.name + ": ")
+    assert text.endswith(_INVITATION[language])
+    assert practice.help_contact in text and _OPT_OUT[language] in text
+    local = datetime.fromisoformat(appointment).astimezone(ZoneInfo(practice.time_zone))
+    assert f"{local:%H:%M}" in text or f"{local.hour % 12 or 12}:{local:%M}" in text
+    # with express consent (no limit) the full text goes, location included
+    full = reminders.render("appointment_reminder", params, practice, language)
+    assert full.endswith(_INVITATION[language]) and (location is None or location in full)
