@@ -28,16 +28,26 @@ from hypothesis import strategies as st
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from werkzeug.serving import make_server
 
-from conftest import API_TOKEN, TwilioActions, get_database_of, patient
-from gateway import config, confirmations, event_outbox, gsm7, keywords, reminders, scheduler
+from conftest import API_TOKEN, AUTH_TOKEN, TwilioActions, get_database_of, patient
+from gateway import (
+    config,
+    confirmations,
+    event_outbox,
+    gsm7,
+    keywords,
+    reconcile,
+    reminders,
+    scheduler,
+)
 from gateway.confirmations import Candidate, Response
 from gateway.console import accounts
 from gateway.dispatch import Dispatcher
 from gateway.event_delivery import EventDeliverer
 from gateway.keywords import Intent
 from gateway.models import Base
-from gateway.transport import ConsoleTransport
+from gateway.transport import ConsoleTransport, TwilioTransport
 from tcp_proxy import TcpProxy
+from twilio_server import Delay, TwilioServer
 
 SECRET = "whsec_" + base64.b64encode(b"scheduling-system-secret-0123456789").decode()
 CLINIC = "+17865550130"  # the clinic's transactional sender
@@ -710,3 +720,39 @@ def test_every_example_practice_fits_the_invitation_in_160(slug, language, appoi
     # with express consent (no limit) the full text goes, location included
     full = reminders.render("appointment_reminder", params, practice, language)
     assert full.endswith(_INVITATION[language]) and (location is None or location in full)
+
+
+def test_what_reconciliation_learns_is_reported(gateway, traveller):
+    """A send whose answer was lost is found at Twilio (reminder.sent), and its lost status
+    callback is fetched (reminder.failed): events as if the answers had come."""
+    account = "AC" + "1" * 32
+    with TwilioServer(account, AUTH_TOKEN) as server:
+        transport = TwilioTransport(account, AUTH_TOKEN, api_base_url=server.url, timeout=0.3)
+        gateway.app.extensions["gateway.transport"] = transport
+        dispatcher = Dispatcher.from_app(gateway.app, owner="test")
+        server.script(Delay(1.0))  # Twilio takes it, but answers after the client gave up
+        body = {"id": "appt-1", "practice": "clinic", "to": patient(1),
+                "send_at": datetime.now(UTC).isoformat(), "template": "appointment_reminder",
+                "params": {"appointment_time": APPOINTMENT}}  # fmt: skip
+        assert gateway.client.post("/api/v1/reminders", json=body,
+                                   headers=gateway.headers).status_code == 201  # fmt: skip
+        assert dispatcher.run_pass().uncertain == 1
+        for _ in range(100):
+            if server.messages:
+                break
+            threading.Event().wait(0.05)
+        database, settings = gateway.app.extensions["gateway.db"], gateway.app.extensions[
+            "gateway.settings"]  # fmt: skip
+        now = datetime.now(UTC)
+        assert reconcile.run(database, settings, transport, now=now + timedelta(minutes=1)) == {
+            "found": 1}  # fmt: skip
+        (message,) = server.messages
+        server.set_status(message["sid"], "undelivered", error_code=30007)
+        assert reconcile.run(database, settings, transport,
+                             now=now + timedelta(minutes=30)) == {"completed": 1}  # fmt: skip
+        transport.close()
+    assert gateway.deliverer.drain() == {"delivered": 2}
+    received = {payload["type"]: payload["data"] for _, payload in gateway.receiver.verified()}
+    assert set(received) == {"reminder.sent", "reminder.failed"}
+    assert received["reminder.sent"]["provider_sid"] == message["sid"]
+    assert received["reminder.failed"]["error_code"] == 30007
