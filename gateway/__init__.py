@@ -31,8 +31,12 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
 
     from gateway import api, cli, contacts_api, db, health, openapi, review_api, transport, webhooks
 
-    del contacts_api, review_api  # imported for their routes on api.bp
-    db.init_app(app, settings.database_url, pool_size=settings.dispatch_concurrency + 4)
+    del contacts_api, review_api  # imported for their routes on api.bp (events_api: by openapi)
+    database = db.init_app(app, settings.database_url, pool_size=settings.dispatch_concurrency + 4)
+    from gateway import event_outbox
+
+    event_outbox.enable(database.engine, (p.slug for p in settings.practices.values()
+                                          if p.events_url))  # fmt: skip
     app.extensions["gateway.transport"] = transport.transport_for(
         account_sid=settings.twilio_account_sid,
         auth_token=settings.twilio_auth_token,

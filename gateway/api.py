@@ -250,7 +250,8 @@ def check_sendable(session: Any, reminder: reminders.ReminderRequest) -> None:
                              reminder.phone, Category.TRANSACTIONAL.value):  # fmt: skip
         raise ValidationFailed({"to": "this number opted out and was erased: it is never texted"})
     language = (contact.language if contact else None) or practice.language
-    text = gsm7.to_gsm7(reminders.render(reminder.template, reminder.params, practice, language))
+    text = gsm7.to_gsm7(reminders.render(reminder.template, reminder.params, practice, language,
+                                         max_chars=policy.EXEMPT_MAX_CHARS))  # fmt: skip
     chars, segments = len(text), gsm7.segments(text)
     if chars > policy.EXEMPT_MAX_CHARS or segments > 1:
         raise ValidationFailed({
@@ -293,4 +294,6 @@ def reminder_json(message: OutboundMessage) -> dict[str, Any]:
         "provider_sid": message.provider_sid,
         "error_code": message.error_code,
         "created_at": iso(message.created_at),
+        "response": message.response,
+        "responded_at": iso(message.responded_at),
     }

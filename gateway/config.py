@@ -80,6 +80,12 @@ class Practice:
     rates: Mapping[Category, float | None] = field(
         default_factory=lambda: {c: DEFAULT_RATE for c in Category}
     )
+    #: appointment reminders invite C (confirm) / R (reschedule) replies
+    confirmations: bool = False
+    #: where the practice's events are POSTed (``[practices.<slug>.events]``; None: no events)
+    events_url: str | None = None
+    #: the Standard Webhooks secret (``whsec_...``) that signs them
+    events_secret: str | None = field(default=None, repr=False)
 
     def categories_for_sender(self, sender: str) -> tuple[Category, ...]:
         """The categories a sender (number or Messaging Service SID) carries, in a fixed order."""
@@ -334,8 +340,9 @@ def _sqlalchemy_url(url: str) -> str:
 _PRACTICE_KEYS = {
     "name", "time_zone", "help_contact", "senders", "website", "frequency", "language", "age",
     "retention", "sending_window", "caps", "review_alert_hours", "double_opt_in_hours",
-    "rate_limit",
+    "rate_limit", "confirmations", "events",
 }  # fmt: skip
+_EVENTS_KEYS = {"url", "secret"}
 _CAP_KEYS = {"transactional_per_day", "transactional_per_week", "marketing_per_day"}
 _AGE_KEYS = {"minimum", "guardian_required_under"}
 _RETENTION_KEYS = {"sms_logs_years", "consent_proof_years"}
@@ -436,8 +443,15 @@ def _parse_practice(slug: str, table: object) -> Practice:
     review_alert = _int(table, key, "review_alert_hours", 24, 1, 24 * 30)
     double_opt_in = _int(table, key, "double_opt_in_hours", 168, 1, 24 * 30)
     rates = _rates(f"{key}.rate_limit", table.get("rate_limit", {}))
+    confirmations = table.get("confirmations", False)
+    if not isinstance(confirmations, bool):
+        raise ConfigError(f"{key}.confirmations: must be true or false")
+    events_url, events_secret = _events(f"{key}.events", table.get("events"))
 
     return Practice(
+        confirmations=confirmations,
+        events_url=events_url,
+        events_secret=events_secret,
         windows=windows,
         transactional_per_day=per_day,
         transactional_per_week=per_week,
@@ -506,6 +520,33 @@ def _rates(key: str, table: object) -> dict[Category, float | None]:
             )
         rates[category] = float(value) or None
     return rates
+
+
+def _events(key: str, table: object) -> tuple[str | None, str | None]:
+    """``url = "https://..."``, ``secret = "whsec_..."`` (Standard Webhooks: base64 after the
+    prefix, 24 to 64 bytes)."""
+    if table is None:
+        return None, None
+    if not isinstance(table, dict):
+        raise ConfigError(f"{key}: must be a table with url and secret")
+    _no_unknown_keys(key, table, _EVENTS_KEYS)
+    url = table.get("url")
+    if not isinstance(url, str) or not re.match(r"^https?://[^/\s]+(/\S*)?$", url.strip()):
+        raise ConfigError(f"{key}.url: required, an http(s) URL")
+    secret = table.get("secret")
+    decoded = b""
+    if isinstance(secret, str) and secret.startswith("whsec_"):
+        try:
+            decoded = base64.b64decode(secret[len("whsec_") :], validate=True)
+        except (ValueError, binascii.Error):
+            decoded = b""
+    if not 24 <= len(decoded) <= 64:
+        raise ConfigError(
+            f"{key}.secret: required, whsec_ followed by 24 to 64 base64-encoded random bytes "
+            '(python -c "import base64, secrets; print(\'whsec_\' + '
+            'base64.b64encode(secrets.token_bytes(32)).decode())")'
+        )
+    return url.strip(), secret
 
 
 def _sender(key: str, value: object) -> str:

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway import send_lock
+from gateway import event_outbox, send_lock
 from gateway.domain import Action, Category, ConsentStatus, Source
 from gateway.models import ConsentEvent, utcnow
 
@@ -76,6 +76,8 @@ def record(
     starts after this event commits.
     """
     send_lock.exclusive(session, phone)
+    tracked = event_outbox.enabled(session, practice)
+    before = current(session, practice, phone, (category,))[category] if tracked else None
     now = utcnow()
     event = ConsentEvent(
         practice=practice,
@@ -90,6 +92,16 @@ def record(
     )
     session.add(event)
     session.flush()
+    if before is not None:
+        after = current(session, practice, phone, (category,))[category]
+        if after.status is not before.status:  # an older event recorded late changes nothing
+            event_outbox.emit(
+                session, practice, "consent.changed",
+                {"practice": practice, "phone": phone, "category": category.value,
+                 "status": after.status.value, "previous_status": before.status.value,
+                 "source": source.value, "occurred_at": event_outbox.iso(event.occurred_at)},
+                occurred_at=event.occurred_at, phone=phone,
+            )  # fmt: skip
     return event
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from gateway import consent, contacts, coverage, outbox
+from gateway import consent, contacts, coverage, event_outbox, outbox
 from gateway.carrier_errors import Reaction, reaction_to
 from gateway.config import Settings
 from gateway.domain import Action, ConsentStatus, OutboxStatus, Source
@@ -88,6 +88,8 @@ def apply_status(
         if error_code is not None:
             values["error_code"] = error_code
         if _update_if_unchanged(session, message, seen, values):
+            if values.get("status") not in (None, message.status):  # "read" after "delivered"
+                event_outbox.reminder_moved(session, message, values["status"], now)
             if error_code is not None:
                 react_to_error(session, settings, message, error_code, now)
             session.commit()

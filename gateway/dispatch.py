@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 from gateway import (
     consent,
     contacts,
+    event_outbox,
     gsm7,
     outbox,
     phone,
@@ -305,8 +306,9 @@ class Dispatcher:
         facts, recipient, language = self._facts(session, message, practice, now)
         try:
             body = gsm7.to_gsm7(
-                reminders.render(message.template, message.params, practice, language)
-            )
+                reminders.render(message.template, message.params, practice, language,
+                                 max_chars=policy.EXEMPT_MAX_CHARS if facts.exempt_limits else None)
+            )  # fmt: skip
         except Exception as exc:
             return self._leave(session, message, "failed", status=OutboxStatus.FAILED,
                                completed_at=now,
@@ -429,6 +431,8 @@ class Dispatcher:
             session, message.id, OutboxStatus.SENDING, owner=self.owner,
             lease_owner=None, lease_expires_at=None, **values,
         )  # fmt: skip
+        if moved:
+            event_outbox.reminder_moved(session, message, values.get("status"), self.clock())
         session.commit()
         return moved
 
@@ -464,11 +468,12 @@ class Dispatcher:
     def _fail(self, message: OutboundMessage, attempts: int, exc: PermanentSendError) -> _Outcome:
         now = self.clock()
         with self.database.sessions() as session:
-            outbox.transition(
+            if outbox.transition(
                 session, message.id, _IN_FLIGHT, status=OutboxStatus.FAILED, attempts=attempts,
                 error_code=exc.code, completed_at=now, reason=str(exc),
                 lease_owner=None, lease_expires_at=None,
-            )  # fmt: skip
+            ):  # fmt: skip
+                event_outbox.reminder_moved(session, message, OutboxStatus.FAILED, now)
             if exc.code is not None:
                 react_to_error(session, self.settings, message, exc.code, now)
             session.commit()
@@ -476,6 +481,7 @@ class Dispatcher:
 
     def _record(self, message: OutboundMessage, **values: Any) -> None:
         with self.database.sessions() as session:
-            outbox.transition(session, message.id, _IN_FLIGHT, lease_owner=None,
-                              lease_expires_at=None, **values)  # fmt: skip
+            if outbox.transition(session, message.id, _IN_FLIGHT, lease_owner=None,
+                                 lease_expires_at=None, **values):  # fmt: skip
+                event_outbox.reminder_moved(session, message, values["status"], self.clock())
             session.commit()

@@ -17,7 +17,15 @@ from sqlalchemy import Executable, bindparam, exists, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from gateway import consent, contacts, coverage, keywords, optin, sms_templates
+from gateway import (
+    appointment_replies,
+    consent,
+    contacts,
+    coverage,
+    keywords,
+    optin,
+    sms_templates,
+)
 from gateway.config import Practice
 from gateway.domain import Action, Category, ConsentStatus, ReviewStatus, Source
 from gateway.keywords import Classification, Intent, Scope
@@ -121,6 +129,8 @@ def handle(session: Session, sms: InboundSms) -> InboundResult:
             action=action, source=plan.source, occurred_at=received_at,
             evidence={**evidence, **extra_evidence}, inbound_message_id=message_id,
         )  # fmt: skip
+    if plan.answer is not None:  # a reply to an appointment reminder (C / R)
+        appointment_replies.record(session, plan.answer, received_at)
     session.commit()
     log.info(
         "inbound sid=%s from=%s practice=%s intent=%s rule=%s advanced_opt_out=%s replied=%s",
@@ -152,6 +162,8 @@ class _Plan:
     #: (category, action, evidence beyond the message's own) for each event to append
     events: tuple[tuple[Category, Action, dict[str, Any]], ...] = ()
     reply: str | None = None
+    #: the appointment reminder the message answers (confirm / reschedule)
+    answer: appointment_replies.Planned | None = None
 
 
 def _plan(
@@ -215,6 +227,10 @@ def _plan(
     if intent is Intent.HELP:
         reply = sms_templates.render("help", language, **context) if answer else None
         return _Plan(source, (), reply)
+    if intent is Intent.NONE:  # not a keyword: maybe the answer to an appointment reminder
+        answered = appointment_replies.plan(session, sms.practice, sms.phone, sms.body, received_at)
+        if answered is not None:
+            return _Plan(source, (), answered.reply, answered)
     return _Plan(source)
 
 

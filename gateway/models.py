@@ -258,6 +258,9 @@ class OutboundMessage(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: when a final delivery status (delivered / undelivered / failed) arrived
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: the patient's reply to an appointment reminder: "confirmed" or "reschedule_requested"
+    response: Mapped[str | None] = mapped_column(String(32))
+    responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class SenderPacing(Base):
@@ -365,3 +368,41 @@ class StaffSession(Base):
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class EventDelivery(Base):
+    """One event for a practice's scheduling system (the event outbox), written in the same
+    transaction as the change it reports and POSTed by the scheduler process, signed by the
+    Standard Webhooks spec, until the receiver answers 2xx or the retry schedule is spent."""
+
+    __tablename__ = "event_deliveries"
+    __table_args__ = (
+        Index("ix_event_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_event_deliveries_practice", "practice", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: the ``webhook-id`` header: the same on every attempt (the receiver's idempotency key)
+    webhook_id: Mapped[str] = mapped_column(String(64), unique=True)
+    practice: Mapped[str] = mapped_column(String(64))
+    #: reminder.sent, appointment.confirmed, consent.changed, ...
+    type: Mapped[str] = mapped_column(String(64))
+    #: when the change happened: the body's ``timestamp``
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: the body's ``data`` (numbers: encrypted at rest)
+    data: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON, default=dict)
+    #: the number the event is about, for erasure (None: none)
+    phone: Mapped[str | None] = mapped_column(String(20))
+    #: pending (to be attempted), delivered (2xx), failed (the retry schedule is spent)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: the scheduler process attempting it now (its lease ends at ``next_attempt_at``)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: the receiver's HTTP status of the last attempt (None: no answer)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    #: why the last attempt failed (never the body)
+    last_error: Mapped[str | None] = mapped_column(String(200))
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, jsonify
 
-from gateway import review_api
+from gateway import events_api, review_api
 from gateway.domain import Action, Category, OutboxStatus, Source, Unreachable
 from gateway.reminders import MAX_PARAM_CHARS
 
@@ -229,6 +229,14 @@ DOCUMENT: dict[str, Any] = {
                     "provider_sid": _TEXT_OR_NULL,
                     "error_code": {"type": ["integer", "null"]},
                     "created_at": _TIME,
+                    "response": {
+                        "type": ["string", "null"],
+                        "enum": ["confirmed", "reschedule_requested", None],
+                        "description": "The patient's answer to an appointment reminder that "
+                        "invited one (`confirmations = true`): C confirmed, R asked to "
+                        "reschedule; null: no answer",
+                    },
+                    "responded_at": _TIME_OR_NULL,
                 },
             },
             "Contact": {
@@ -570,3 +578,4 @@ def openapi() -> object:
 
 
 DOCUMENT["paths"].update(review_api.OPENAPI_PATHS)
+DOCUMENT["paths"].update(events_api.OPENAPI_PATHS)

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from gateway import delivery, outbox
+from gateway import delivery, event_outbox, outbox
 from gateway.config import Settings
 from gateway.db import Database
 from gateway.domain import OutboxStatus
@@ -122,6 +122,8 @@ def _find_uncertain(
         provider_sid=found.sid, provider_status=None, sent_at=started, reason=None,
         next_attempt_at=now + timedelta(seconds=settings.reconcile_after),
     )  # fmt: skip
+    if moved:
+        event_outbox.reminder_moved(session, message, OutboxStatus.SENT, now)
     session.commit()
     if not moved:
         return "changed"

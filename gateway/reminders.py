@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway import phone, sms_templates
+from gateway import gsm7, phone, sms_templates
 from gateway.config import Practice, Settings
 from gateway.domain import Category
 from gateway.errors import ValidationFailed
@@ -204,11 +204,37 @@ def _params(
     return params
 
 
-def render(template: str, params: Mapping[str, Any], practice: Practice, language: str) -> str:
-    """The text of a reminder (optional parameters that are absent render as empty)."""
+#: how far a reminder that invites a reply may be shortened (``brevity`` in its template)
+MAX_BREVITY = 4
+
+
+def render(
+    template: str,
+    params: Mapping[str, Any],
+    practice: Practice,
+    language: str,
+    *,
+    max_chars: int | None = None,
+) -> str:
+    """The text of a reminder (optional parameters that are absent render as empty).
+
+    With ``max_chars`` (the FCC exemption's 160 when consent is only implied) and a practice
+    that invites confirmation replies, the template's shorter forms are tried in turn
+    (``brevity`` 1, 2, ...) until the text fits one GSM-7 segment of ``max_chars``; the shortest
+    is returned when none does (the send policy then refuses it).
+    """
     spec = sms_templates.catalog()[template]
     context = {name: None for name in spec.optional} | dict(params)
-    return sms_templates.render(template, language, practice=practice, **context)
+    levels = range(MAX_BREVITY + 1) if max_chars and practice.confirmations else range(1)
+    text = ""
+    for brevity in levels:
+        text = sms_templates.render(
+            template, language, practice=practice, brevity=brevity, **context
+        )
+        encoded = gsm7.to_gsm7(text)
+        if max_chars is None or (len(encoded) <= max_chars and gsm7.segments(encoded) == 1):
+            break
+    return text
 
 
 def _check_renders(

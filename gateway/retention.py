@@ -6,7 +6,8 @@ Per practice (``[practices.x.retention]``):
 - consent events older than ``consent_proof_years`` are deleted; when the newest event of a
   category is an opt-out, a suppression entry (a keyed hash) is written first, so the number is
   never texted again in that category once its proof is gone;
-- audit events older than ``consent_proof_years`` are deleted.
+- audit events older than ``consent_proof_years`` are deleted;
+- events for the scheduling system, once delivered or failed, are deleted after 30 days.
 The suppression list is kept forever.
 """
 
@@ -17,12 +18,13 @@ from datetime import datetime
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from gateway import audit, consent
+from gateway import audit, consent, event_outbox
 from gateway.config import Practice, Settings
 from gateway.domain import Category, ConsentStatus, OutboxStatus
 from gateway.models import (
     AuditEvent,
     ConsentEvent,
+    EventDelivery,
     InboundMessage,
     OutboundMessage,
     Suppression,
@@ -94,8 +96,14 @@ def purge(
     audits = _delete(session, delete(AuditEvent).where(
         AuditEvent.practice == slug, AuditEvent.at < proof_cutoff))  # fmt: skip
 
+    # 4. events for the scheduling system, delivered or given up: kept a while for inspection
+    settled = _delete(session, delete(EventDelivery).where(
+        EventDelivery.practice == slug, EventDelivery.status.in_(event_outbox.SETTLED),
+        EventDelivery.created_at < now - event_outbox.KEEP_SETTLED))  # fmt: skip
+
     counts = {"consent_events": events, "suppressed": suppressed, "inbound_messages": inbound,
-              "outbound_messages": outbound, "audit_events": audits}  # fmt: skip
+              "outbound_messages": outbound, "audit_events": audits,
+              "event_deliveries": settled}  # fmt: skip
     if any(counts.values()):
         audit.record(session, hash_key=settings.hash_key, actor="system:retention",
                      action="retention", practice=slug, details=counts)  # fmt: skip

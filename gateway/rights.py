@@ -19,7 +19,14 @@ from sqlalchemy.orm import Session
 from gateway import audit, consent, contacts
 from gateway.config import Practice, Settings
 from gateway.domain import ConsentStatus, OutboxStatus
-from gateway.models import ConsentEvent, InboundMessage, OutboundMessage, Suppression, utcnow
+from gateway.models import (
+    ConsentEvent,
+    EventDelivery,
+    InboundMessage,
+    OutboundMessage,
+    Suppression,
+    utcnow,
+)
 from gateway.privacy import phone_hash
 
 
@@ -109,6 +116,13 @@ def erase(
         ),
         execution_options={"synchronize_session": False},
     ).rowcount
+    # events for the scheduling system that name the number, sent or not
+    session.execute(
+        delete(EventDelivery).where(
+            EventDelivery.practice == practice.slug, EventDelivery.phone == phone
+        ),
+        execution_options={"synchronize_session": False},
+    )
     contact = contacts.get(session, practice.slug, phone)
     if contact is not None:
         session.delete(contact)
@@ -180,4 +194,5 @@ def _outbound(message: OutboundMessage) -> dict[str, Any]:
         "reason": message.reason, "send_at": _iso(message.send_at),
         "sent_at": _iso(message.sent_at), "completed_at": _iso(message.completed_at),
         "provider_sid": message.provider_sid, "error_code": message.error_code,
+        "response": message.response, "responded_at": _iso(message.responded_at),
     }  # fmt: skip

@@ -17,7 +17,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
 from sqlalchemy.exc import OperationalError
 
-from gateway import outbox, reconcile, retention
+from gateway import event_delivery, outbox, reconcile, retention
 from gateway.dispatch import Dispatcher
 
 log = logging.getLogger(__name__)
@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 HOUSEKEEPING_SECONDS = 30
 RECONCILE_SECONDS = 30
 RETENTION_HOURS = 24
+#: how often the event outbox is looked at (events reach the scheduling system within seconds)
+EVENTS_SECONDS = 2
 
 
 def build(
@@ -65,6 +67,11 @@ def build(
 
         _survive_database_outage("retention", purge_all)
 
+    deliverer = event_delivery.from_app(app)
+
+    def deliver_events() -> None:
+        _survive_database_outage("events", deliverer.drain)
+
     common = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
     scheduler.add_job(
         dispatch, "interval", seconds=settings.dispatch_interval, id="dispatch",
@@ -76,6 +83,10 @@ def build(
     )  # fmt: skip
     scheduler.add_job(
         reconciliation, "interval", seconds=RECONCILE_SECONDS, id="reconciliation",
+        next_run_time=datetime.now(UTC), **common,
+    )  # fmt: skip
+    scheduler.add_job(
+        deliver_events, "interval", seconds=EVENTS_SECONDS, id="events",
         next_run_time=datetime.now(UTC), **common,
     )  # fmt: skip
     scheduler.add_job(

@@ -69,13 +69,23 @@ def catalog() -> dict[str, TemplateSpec]:
     }
 
 
-def when(value: str | datetime, practice: Any, language: str = "en") -> str:
+def when(value: str | datetime, practice: Any, language: str = "en", short: bool = False) -> str:
     """An instant as a patient reads it, in the practice's time zone.
 
-    English "on Tue, Mar 3 at 2:30 PM"; Spanish "el martes 3 de marzo a las 14:30".
+    English "on Tue, Mar 3 at 2:30 PM"; Spanish "el martes 3 de marzo a las 14:30". ``short``:
+    "on Tue 3/3 at 2:30 PM", "el mar 3/3 a las 14:30" (for texts that must fit one SMS).
     """
     instant = datetime.fromisoformat(value) if isinstance(value, str) else value
     local = instant.astimezone(ZoneInfo(practice.time_zone))
+    if short:
+        if language == "es":
+            day = _DAYS["es"][local.weekday()][:3].replace("á", "a").replace("é", "e")
+            return f"el {day} {local.day}/{local.month} a las {local:%H:%M}"
+        hour = local.hour % 12 or 12
+        return (
+            f"on {_DAYS['en'][local.weekday()]} {local.month}/{local.day} at {hour}:{local:%M} "
+            + ("AM" if local.hour < 12 else "PM")
+        )
     if language == "es":
         day, month = _DAYS["es"][local.weekday()], _MONTHS["es"][local.month - 1]
         return f"el {day} {local.day} de {month} a las {local:%H:%M}"

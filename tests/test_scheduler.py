@@ -29,7 +29,7 @@ def daytime_zone() -> str:
 
 def test_jobs_never_overlap_and_coalesce(app):
     jobs = {job.id: job for job in scheduler.build(app).get_jobs()}
-    assert set(jobs) == {"dispatch", "housekeeping", "reconciliation", "retention"}
+    assert set(jobs) == {"dispatch", "housekeeping", "reconciliation", "retention", "events"}
     for job in jobs.values():
         assert job.max_instances == 1
         assert job.coalesce is True

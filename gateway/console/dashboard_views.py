@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import abort, render_template, request
 
+from gateway import event_outbox
 from gateway.console import chart, queries, stats
 from gateway.console.auth import practice_or_404
 from gateway.console.blueprint import bp
@@ -24,6 +25,7 @@ def dashboard(practice: str) -> Any:
         "console/dashboard.html", practice=chosen, daily=daily, now=now,
         chart=chart.line_chart(daily.days, daily.series),
         outbox=stats.outbox_counts(session, chosen, now),
+        events_failing=event_outbox.failing(session, chosen.slug),
     )  # fmt: skip
 
 
