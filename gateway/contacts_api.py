@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import g, jsonify, request
 
-from gateway import consent, contacts, current_settings, optin, phone, recipients, rights
+from gateway import consent, contacts, current_settings, optin, outbox, phone, recipients, rights
 from gateway.api import (
     audit_event,
     bp,
@@ -199,6 +199,7 @@ def record_consent(phone_text: str) -> Any:
         action=Action(action), source=Source.STAFF, occurred_at=occurred_at,
         evidence={"channel": payload["channel"], "staff": staff.strip(), "note": note},
     )  # fmt: skip
+    outbox.reconsider_after_consent(session, practice.slug, number, category, Action(action))
     contacts.upsert(session, practice.slug, number)
     audit_event(session, "record_consent", practice, number, category=category.value,
                 consent_action=action, staff=staff.strip())  # fmt: skip

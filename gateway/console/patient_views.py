@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import abort, flash, g, redirect, render_template, request, url_for
 
-from gateway import consent, contacts, current_settings
+from gateway import consent, contacts, current_settings, outbox
 from gateway.config import Practice
 from gateway.console import forms, queries
 from gateway.console.auth import practice_or_404, record_audit
@@ -100,6 +100,9 @@ def consent_form(practice: str, phone: str) -> Any:
         evidence={"channel": change.channel, "staff": g.staff.email,
                   "staff_account": g.staff.id, "note": change.note},
     )  # fmt: skip
+    outbox.reconsider_after_consent(
+        session, chosen.slug, number, change.category, change.action, now
+    )
     contacts.upsert(session, chosen.slug, number)
     record_audit("record_consent", chosen, number, category=change.category.value,
                  consent_action=change.action.value, channel=change.channel)  # fmt: skip
