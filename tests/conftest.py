@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from twilio.request_validator import RequestValidator
@@ -34,6 +36,13 @@ for _name in list(os.environ):
         del os.environ[_name]
 for _name in ("DATABASE_URL", "PUBLIC_BASE_URL"):
     os.environ.pop(_name, None)
+
+# How long an example takes is the machine's load, not the code's: no per-example deadline and
+# no "too slow" health check, so that property tests hold on a busy CI runner.
+hypothesis_settings.register_profile(
+    "gateway", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile("gateway")
 
 TESTS = Path(__file__).parent
 PRACTICES_FILE = TESTS / "practices.toml"
