@@ -89,7 +89,11 @@ class scratch_postgres_database:  # noqa: N801 - used like a function
     def __enter__(self) -> str:
         with self.admin.connect() as connection:
             connection.execute(text(f'CREATE DATABASE "{self.name}"'))
-        return make_url(POSTGRES_URL).set(database=self.name).render_as_string(hide_password=False)
+        url = make_url(POSTGRES_URL).set(database=self.name)
+        if "connect_timeout" not in url.query:  # the gateway's 3 s is for production's fast
+            # failure; a test server on a loaded machine may take longer to fork a backend
+            url = url.update_query_dict({"connect_timeout": "60"})
+        return url.render_as_string(hide_password=False)
 
     def __exit__(self, *exc: object) -> None:
         with self.admin.connect() as connection:
