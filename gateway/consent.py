@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway import event_outbox, send_lock
+from gateway import event_outbox, outbox, send_lock
 from gateway.domain import Action, Category, ConsentStatus, Source
 from gateway.models import ConsentEvent, utcnow
 
@@ -92,6 +92,8 @@ def record(
     )
     session.add(event)
     session.flush()
+    # express consent given: reminders the exemption's caps held back are decided again now
+    outbox.reconsider_after_consent(session, practice, phone, category, action, now)
     if before is not None:
         after = current(session, practice, phone, (category,))[category]
         if after.status is not before.status:  # an older event recorded late changes nothing

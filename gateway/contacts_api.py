@@ -134,8 +134,9 @@ def contact_update(payload: dict[str, Any], number: str) -> dict[str, Any]:
                 values[field] = phone.normalize(value)
                 if values[field] == number:
                     errors[field] = "must differ from the contact's own number"
-            except (phone.InvalidPhoneNumber, AttributeError):
-                errors[field] = "not a valid phone number"
+            except (phone.InvalidPhoneNumber, AttributeError) as exc:
+                # the reason (an extension, ...) when the value was text at all
+                errors[field] = str(exc) if isinstance(value, str) else "not a valid phone number"
         elif field == "date_of_birth":
             try:
                 born = date.fromisoformat(value)

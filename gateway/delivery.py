@@ -34,6 +34,10 @@ PROVIDER_RANK = {
     "read": 5,
 }  # fmt: skip
 
+#: final statuses that say the message never reached the phone: nothing later moves them (a
+#: ``read`` or ``delivered`` after one is a callback out of its place, not news)
+UNREACHED = frozenset({"failed", "undelivered", "canceled"})
+
 #: Twilio's final statuses -> ours
 FINAL = {
     "delivered": OutboxStatus.DELIVERED,
@@ -54,6 +58,16 @@ _ACCEPTED = (
 )
 
 
+def moves(seen: str | None, status: str) -> bool:
+    """Whether ``status`` is news after ``seen`` (pure): it is known, later in the order, and
+    ``seen`` is not a final failure. Of two final statuses the first stands; ``read`` may follow
+    ``delivered`` (Twilio sends it for channels with read receipts), never a failure."""
+    rank = PROVIDER_RANK.get(status)
+    if rank is None or seen in UNREACHED:
+        return False
+    return rank > PROVIDER_RANK.get(seen or "", 0)
+
+
 class Outcome(enum.StrEnum):
     APPLIED = "applied"
     STALE = "stale"
@@ -69,17 +83,17 @@ def apply_status(
     error_code: int | None = None,
     now: datetime | None = None,
 ) -> Outcome:
-    """Apply one status callback; commits. Never moves a message backwards."""
+    """Apply one status (a callback's, or one reconciliation fetched); commits. Never moves a
+    message backwards, nor out of a final failure."""
     now = now or utcnow()
-    rank = PROVIDER_RANK.get(status)
-    if rank is None:
+    if status not in PROVIDER_RANK:
         return Outcome.UNKNOWN_STATUS
     for _ in range(5):  # optimistic: retry if a concurrent callback changed the row first
         message = outbox.by_provider_sid(session, sid)
         if message is None:
             return Outcome.UNKNOWN_MESSAGE
         seen = message.provider_status
-        if rank <= PROVIDER_RANK.get(seen or "", 0):
+        if not moves(seen, status):
             session.rollback()
             return Outcome.STALE
         values: dict[str, Any] = {"provider_status": status}

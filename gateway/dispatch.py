@@ -147,7 +147,10 @@ class Dispatcher:
         self.clock = clock
         self.rng = rng or random.Random()
         self.max_attempts = max_attempts
-        self.pacer = pacer or Pacer(database.sessions, settings.sender_rates())
+        # the pacer's slots become ``next_attempt_at`` values: one clock for both
+        self.pacer = pacer or Pacer(
+            database.sessions, settings.sender_rates(), now=lambda: clock().timestamp()
+        )
         self.reconcile_after = timedelta(seconds=settings.reconcile_after)
         self.locking = send_lock.supported(database.engine.dialect.name)
         base = settings.public_base_url

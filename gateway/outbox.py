@@ -12,13 +12,14 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from gateway.domain import OutboxStatus
+from gateway.domain import Action, Category, OutboxStatus
 from gateway.errors import Conflict
-from gateway.models import OutboundMessage, utcnow
+from gateway.models import Contact, OutboundMessage, utcnow
+from gateway.policy import CAP_REASON
 from gateway.reminders import ReminderRequest
 
 
@@ -204,3 +205,46 @@ def recent_sends(
         OutboundMessage.send_started_at >= since,
     )
     return tuple(session.scalars(sent.union_all(in_flight)))
+
+
+#: the reason a reminder pulled forward by an opt-in carries until the dispatcher decides it
+RECONSIDER_REASON = "express consent recorded: to be decided again at the next pass"
+
+
+def reconsider_after_consent(
+    session: Session,
+    practice: str,
+    phone: str,
+    category: Category,
+    action: Action,
+    now: datetime | None = None,
+) -> int:
+    """After a consent event: care reminders that the FCC healthcare exemption's caps (1 a day,
+    3 a week without express consent) held back come due now, so that the next dispatch pass
+    decides them again with the consent just given instead of a day or a week later.
+
+    ``consent.record`` calls it with every event (it acts on a transactional opt-in only; a
+    marketing cap holds whatever the consent). Covers reminders to ``phone`` and to patients who have it as
+    their guardian's or alternate number. Does not commit; returns how many came forward.
+    """
+    if action is not Action.OPT_IN or category is not Category.TRANSACTIONAL:
+        return 0
+    now = now or utcnow()
+    through = select(Contact.phone).where(
+        Contact.practice == practice,
+        or_(Contact.guardian_phone == phone, Contact.alternate_phone == phone),
+    )
+    result = session.execute(
+        update(OutboundMessage)
+        .where(
+            OutboundMessage.practice == practice,
+            or_(OutboundMessage.phone == phone, OutboundMessage.phone.in_(through)),
+            OutboundMessage.category == Category.TRANSACTIONAL.value,
+            OutboundMessage.status == OutboxStatus.SCHEDULED.value,
+            OutboundMessage.reason == CAP_REASON,
+            OutboundMessage.next_attempt_at > now,
+        )
+        .values(next_attempt_at=now, reason=RECONSIDER_REASON, updated_at=now),
+        execution_options={"synchronize_session": False},
+    )
+    return result.rowcount

@@ -18,8 +18,17 @@ class InvalidPhoneNumber(ValueError):
     """The text is not a valid, dialable phone number."""
 
 
+class SwitchboardNumber(InvalidPhoneNumber):
+    """The number has an extension: a switchboard line, which no text message can reach."""
+
+
 def parse(text: str, region: str = DEFAULT_REGION) -> phonenumbers.PhoneNumber:
-    """Parse ``text`` (``+1 (786) 305-8649``, ``786.305.8649``, ``tel:+1...``) or raise."""
+    """Parse ``text`` (``+1 (786) 305-8649``, ``786.305.8649``, ``tel:+1...``) or raise.
+
+    A number with an extension (``ext. 45``, ``x45``, ``;ext=45``, ``extension 45``, ``#45``,
+    ``,45``) is refused (SwitchboardNumber), never cut down to its main line: a text reaches the
+    switchboard, not the person at the extension.
+    """
     if not isinstance(text, str) or not text.strip():
         raise InvalidPhoneNumber("empty phone number")
     cleaned = text.strip()
@@ -31,6 +40,11 @@ def parse(text: str, region: str = DEFAULT_REGION) -> phonenumbers.PhoneNumber:
         number = phonenumbers.parse(cleaned, region)
     except phonenumbers.NumberParseException as exc:
         raise InvalidPhoneNumber(f"not a phone number ({exc._msg})") from None
+    if number.extension:
+        raise SwitchboardNumber(
+            "has an extension: a switchboard line cannot receive text messages; "
+            "give the patient's own mobile number, without an extension"
+        )
     if not phonenumbers.is_valid_number(number):
         raise InvalidPhoneNumber("not a valid phone number")
     return number

@@ -30,6 +30,9 @@ from gateway.domain import ConsentStatus, SkipReason, Unreachable
 #: the FCC healthcare exemption's limit for one text
 EXEMPT_MAX_CHARS = 160
 
+#: the reason a deferral gives when a frequency cap (not the window alone) set its time
+CAP_REASON = "frequency cap"
+
 
 @dataclass(frozen=True)
 class Cap:
@@ -113,7 +116,7 @@ def decide(facts: Facts, now: datetime) -> Decision:
     if slot == now:
         return Send()
     window = windows.Window(*facts.window)
-    reason = "frequency cap" if capped else f"outside the sending window {window} local time"
+    reason = CAP_REASON if capped else f"outside the sending window {window} local time"
     return Defer(until=slot, reason=reason)
 
 

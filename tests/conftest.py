@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from twilio.request_validator import RequestValidator
@@ -34,6 +36,13 @@ for _name in list(os.environ):
         del os.environ[_name]
 for _name in ("DATABASE_URL", "PUBLIC_BASE_URL"):
     os.environ.pop(_name, None)
+
+# How long an example takes is the machine's load, not the code's: no per-example deadline and
+# no "too slow" health check, so that property tests hold on a busy CI runner.
+hypothesis_settings.register_profile(
+    "gateway", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile("gateway")
 
 TESTS = Path(__file__).parent
 PRACTICES_FILE = TESTS / "practices.toml"
@@ -80,7 +89,11 @@ class scratch_postgres_database:  # noqa: N801 - used like a function
     def __enter__(self) -> str:
         with self.admin.connect() as connection:
             connection.execute(text(f'CREATE DATABASE "{self.name}"'))
-        return make_url(POSTGRES_URL).set(database=self.name).render_as_string(hide_password=False)
+        url = make_url(POSTGRES_URL).set(database=self.name)
+        if "connect_timeout" not in url.query:  # the gateway's 3 s is for production's fast
+            # failure; a test server on a loaded machine may take longer to fork a backend
+            url = url.update_query_dict({"connect_timeout": "60"})
+        return url.render_as_string(hide_password=False)
 
     def __exit__(self, *exc: object) -> None:
         with self.admin.connect() as connection:

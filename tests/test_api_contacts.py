@@ -147,7 +147,8 @@ def test_webhook_is_503_when_the_database_is_unreachable(make_app):
 
 def test_webhook_is_503_within_seconds_when_the_database_does_not_answer(make_app):
     """A server that accepts no connection (a blackholed address) fails within the connect
-    timeout, well before Twilio's 15 s, so Twilio still tries the fallback URL."""
+    timeout (3 s), before Twilio's 15 s, so Twilio still tries the fallback URL. The bound is
+    Twilio's own, not a guess at this machine's speed: a loaded machine adds to the 3 s."""
     import socket
     import time
 
@@ -172,7 +173,7 @@ def test_webhook_is_503_within_seconds_when_the_database_does_not_answer(make_ap
             for filler in fillers:
                 filler.close()
     assert response.status_code == 503
-    assert elapsed < 8
+    assert elapsed < 15
 
 
 def test_openapi_document_describes_every_api_route(app):

@@ -141,7 +141,7 @@ def _race(app, bodies_and_sids, rounds=1):
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=60)
+        thread.join(timeout=600)
     return results
 
 

@@ -44,7 +44,7 @@ ARTIFACTS = ROOT / "tests" / "artifacts"
 README_SCREENSHOT = ROOT / "docs" / "console-patient.png"
 EMAIL = "frontdesk@shared.example"
 PASSWORD = "a long front desk passphrase"
-TIMEOUT_MS = 10_000
+TIMEOUT_MS = 60_000  # a guard against a hang: a loaded machine may take seconds per step
 
 
 @pytest.fixture(scope="session")
@@ -86,7 +86,7 @@ class LiveConsole:
         url = self.url + "/webhooks/twilio/inbound"
         signature = RequestValidator(AUTH_TOKEN).compute_signature(url, params)
         response = requests.post(url, data=params, headers={"X-Twilio-Signature": signature},
-                                 timeout=10)  # fmt: skip
+                                 timeout=60)  # fmt: skip
         assert response.status_code == 200, response.text
         response.close()
 
@@ -94,7 +94,7 @@ class LiveConsole:
         """The scheduling system enqueues a reminder over the API."""
         body = reminder_body(send_at=utcnow().isoformat(),
                              expires_at=(utcnow() + timedelta(days=1)).isoformat(), **overrides)
-        response = requests.post(self.url + "/api/v1/reminders", json=body, timeout=10,
+        response = requests.post(self.url + "/api/v1/reminders", json=body, timeout=60,
                                  headers={"Authorization": f"Bearer {API_TOKEN}"})  # fmt: skip
         assert response.status_code == 201, response.text
         response.close()
@@ -114,7 +114,7 @@ def live(database_url, make_app):
     yield LiveConsole(app, url)
     server.shutdown()
     server.server_close()
-    thread.join(timeout=10)
+    thread.join(timeout=60)
     with app.extensions["gateway.db"].engine.begin() as connection:
         for table in reversed(Base.metadata.sorted_tables):
             connection.execute(table.delete())

@@ -26,7 +26,7 @@ from conftest import (
 from gateway import reconcile, retry
 from gateway.dispatch import Dispatcher
 from gateway.models import Base, OutboundMessage, utcnow
-from twilio_server import Delay, Reply, TwilioServer
+from twilio_server import Hold, Reply, TwilioServer
 
 ACCOUNT_SID = "AC" + "1" * 32
 
@@ -41,18 +41,18 @@ class LiveGateway:
 
     def enqueue(self, **overrides) -> requests.Response:
         body = reminder_body(send_at=utcnow().isoformat(), expires_at=None, **overrides)
-        return self.http.post(self.url + "/api/v1/reminders", json=body, timeout=10)
+        return self.http.post(self.url + "/api/v1/reminders", json=body, timeout=60)
 
     def reminder(self, reminder_id: str = "appt-1001") -> dict:
         response = self.http.get(
-            f"{self.url}/api/v1/reminders/{reminder_id}", params={"practice": "shared"}, timeout=10
+            f"{self.url}/api/v1/reminders/{reminder_id}", params={"practice": "shared"}, timeout=60
         )
         assert response.status_code == 200, response.text
         return response.json()
 
     def contact(self) -> dict:
         response = self.http.get(
-            f"{self.url}/api/v1/contacts/{PATIENT}", params={"practice": "shared"}, timeout=10
+            f"{self.url}/api/v1/contacts/{PATIENT}", params={"practice": "shared"}, timeout=60
         )
         return response.json()
 
@@ -63,7 +63,7 @@ class LiveGateway:
         url = self.url + "/webhooks/twilio/inbound"
         signature = RequestValidator(AUTH_TOKEN).compute_signature(url, params)
         return requests.post(
-            url, data=params, headers={"X-Twilio-Signature": signature}, timeout=10
+            url, data=params, headers={"X-Twilio-Signature": signature}, timeout=60
         )
 
     def dispatcher(self, **kwargs) -> Dispatcher:
@@ -98,7 +98,7 @@ def live(database_url, make_app, twilio_server):
     yield gateway
     server.shutdown()
     server.server_close()
-    thread.join(timeout=10)
+    thread.join(timeout=60)
     gateway.http.close()
     app.extensions["gateway.transport"].close()
     with app.extensions["gateway.db"].engine.begin() as connection:
@@ -191,11 +191,12 @@ def _reconcile(live, now):
 
 def test_no_answer_is_looked_up_and_resent_only_if_twilio_never_took_it(live):
     _impatient_transport(live)
-    live.twilio.script(Delay(1.0, then=Reply(500)))  # no answer in time, and nothing taken
+    live.twilio.script(Hold(then=Reply(500)))  # no answer in time, and nothing taken
     live.enqueue()
     clock = Clock(utcnow())
     dispatcher = live.dispatcher(clock=clock)
     assert dispatcher.run_pass().uncertain == 1
+    live.twilio.release()
     assert live.reminder()["status"] == "uncertain"
     clock.advance(hours=1)
     assert dispatcher.run_pass().claimed == 0  # never resent blind
@@ -207,13 +208,14 @@ def test_no_answer_is_looked_up_and_resent_only_if_twilio_never_took_it(live):
 
 def test_no_answer_for_a_message_twilio_took_is_found_not_resent(live):
     _impatient_transport(live)
-    live.twilio.script(Delay(1.0))  # Twilio takes it, but answers after the client gave up
+    live.twilio.script(Hold())  # Twilio takes it, but only answers after the client gave up
     live.enqueue()
     clock = Clock(utcnow())
     dispatcher = live.dispatcher(clock=clock)
     assert dispatcher.run_pass().uncertain == 1
-    deadline = time.monotonic() + 5
-    while not live.twilio.messages and time.monotonic() < deadline:
+    live.twilio.release()
+    hang_guard = time.monotonic() + 600
+    while not live.twilio.messages and time.monotonic() < hang_guard:
         time.sleep(0.05)
     assert _reconcile(live, clock.advance(minutes=1)) == {"found": 1}
     reminder = live.reminder()
@@ -283,7 +285,7 @@ def test_racing_dispatchers_never_send_a_message_twice(live):
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=120)
+        thread.join(timeout=600)
     assert errors == []
     assert len(live.twilio.messages) == total
     assert len(live.twilio.requests) == total
@@ -299,5 +301,5 @@ def test_racing_dispatchers_never_send_a_message_twice(live):
 def test_due_time_is_respected_over_http(live):
     later = (utcnow() + timedelta(minutes=5)).isoformat()
     body = reminder_body(send_at=later, expires_at=None)
-    assert live.http.post(live.url + "/api/v1/reminders", json=body, timeout=10).status_code == 201
+    assert live.http.post(live.url + "/api/v1/reminders", json=body, timeout=60).status_code == 201
     assert live.dispatcher().run_pass().claimed == 0

@@ -1,18 +1,20 @@
-"""Per-sender pacing: slots shared through the database, a horizon, clock steps; and the rate
-that several dispatchers together keep, measured at a Twilio-compatible server."""
+"""Per-sender pacing: slots shared through the database, a horizon, clock steps; and the slots
+several dispatchers together reserve while sending to a Twilio-compatible server."""
 
 from __future__ import annotations
 
 import contextlib
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 
 from conftest import AUTH_TOKEN, patient
 from gateway.config import ConfigError, parse_practices
 from gateway.dispatch import Dispatcher
+from gateway.models import OutboundMessage
 from gateway.pacing import SKEW, Busy, Pacer, Slot
 from gateway.transport import SendError, TwilioTransport
 from twilio_server import TwilioServer
@@ -76,12 +78,30 @@ def test_a_clock_that_stepped_back_does_not_stall_the_sender(sessions):
     assert pacer.reserve(SENDER) == Busy(clock.now + SKEW / 2 + 1)
 
 
+class RecordingPacer(Pacer):
+    """The real pacer, noting each slot it reserves (into a list shared by several pacers)."""
+
+    def __init__(self, *args, slots: list[float], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.slots = slots
+
+    def reserve(self, sender: str) -> Slot | Busy:
+        taken = super().reserve(sender)
+        if isinstance(taken, Slot):
+            self.slots.append(taken.at)
+        return taken
+
+
 def test_dispatchers_together_keep_the_senders_rate(app, api, clock):
-    """Two dispatchers with eight threads each, one sender at 20 messages/s: the server sees
-    no more than 20 in any second, and the whole batch takes as long as the rate says."""
+    """Two dispatchers with eight threads each share one sender at 20 messages/s: every send
+    holds a slot of its own from the pacing table, the slots are at least 1/20 s apart, and no
+    send starts before its slot. These hold on a machine of any speed or load; how closely the
+    sends follow their slots is a figure for bench/, not a test."""
     rate, count = 20.0, 50
+    interval = 1 / rate
+    slots: list[float] = []
     with TwilioServer(ACCOUNT_SID, AUTH_TOKEN, latency=0.02) as server:
-        transport = TwilioTransport(ACCOUNT_SID, AUTH_TOKEN, api_base_url=server.url)
+        transport = TwilioTransport(ACCOUNT_SID, AUTH_TOKEN, api_base_url=server.url, timeout=60)
         app.extensions["gateway.transport"] = transport
         with contextlib.suppress(SendError):  # the SDK loads its resources on first use
             transport.fetch("SM" + "0" * 32)
@@ -97,14 +117,15 @@ def test_dispatchers_together_keep_the_senders_rate(app, api, clock):
         dispatchers = [
             Dispatcher.from_app(
                 app, clock=ticking, owner=f"d{n}", batch=25, concurrency=8,
-                pacer=Pacer(database.sessions, {SENDER: rate}, now=lambda: ticking().timestamp()),
+                pacer=RecordingPacer(database.sessions, {SENDER: rate}, slots=slots,
+                                     now=lambda: ticking().timestamp()),
             )
             for n in range(2)
         ]  # fmt: skip
 
         def work(dispatcher: Dispatcher) -> None:
-            deadline = time.monotonic() + 30
-            while len(server.messages) < count and time.monotonic() < deadline:
+            hang_guard = time.monotonic() + 600  # only a hung test ever reaches it
+            while len(server.messages) < count and time.monotonic() < hang_guard:
                 dispatcher.drain()  # what was put back behind the pace comes due again
                 time.sleep(0.05)
 
@@ -112,21 +133,25 @@ def test_dispatchers_together_keep_the_senders_rate(app, api, clock):
         for thread in threads:
             thread.start()
         for thread in threads:
-            thread.join(timeout=60)
+            thread.join()
         transport.close()
-        times = sorted(r.received for r in server.requests if r.method == "POST")
 
-    assert len(times) == count
-    assert len(server.messages) == count
-    span = times[-1] - times[0]
-    # Slots are exactly 1/rate apart; a send leaves a little after its slot (its thread wakes,
-    # commits send_started_at, and the test server shares this process's GIL on 2 cores), so a
-    # late send bunches with the next ones: a second may hold a few more, never a sustained
-    # excess. Unpaced, these 16 threads would send about 500 a second.
-    for i in range(len(times)):
-        in_window = sum(1 for t in times[i:] if t - times[i] < 1.0)
-        assert in_window <= rate * 1.25
-    assert (len(times) - 1) / span <= rate * 1.1
+    # every reminder sent once, each under a slot of its own
+    assert sorted(m["to"] for m in server.messages) == sorted(patient(n) for n in range(count))
+    assert len([r for r in server.requests if r.method == "POST"]) == count
+    assert len(slots) == count
+    # the pacing table handed out distinct slots, one interval apart at least
+    ordered = sorted(slots)
+    gaps = [later - earlier for earlier, later in zip(ordered, ordered[1:], strict=False)]
+    assert min(gaps) >= interval - 1e-6
+    # and no send started before its slot (the i-th start is not before the i-th slot)
+    with database.sessions() as session:
+        starts = sorted(
+            moment.replace(tzinfo=moment.tzinfo or UTC).timestamp()
+            for moment in session.scalars(select(OutboundMessage.send_started_at))
+        )
+    assert len(starts) == count
+    assert all(start >= slot - 1e-5 for start, slot in zip(starts, ordered, strict=True))
 
 
 def test_rate_limits_in_the_practices_file():

@@ -35,7 +35,7 @@ from gateway.transport import (
     UnknownOutcomeError,
     transport_for,
 )
-from twilio_server import Delay, Reply, TwilioServer
+from twilio_server import Hold, Reply, TwilioServer
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "fedcba9876543210fedcba9876543210"
@@ -55,7 +55,7 @@ def server() -> Iterator[TwilioServer]:
 
 @pytest.fixture
 def transport(server: TwilioServer) -> Iterator[TwilioTransport]:
-    with TwilioTransport(ACCOUNT_SID, AUTH_TOKEN, api_base_url=server.url, timeout=2) as t:
+    with TwilioTransport(ACCOUNT_SID, AUTH_TOKEN, api_base_url=server.url, timeout=60) as t:
         yield t
 
 
@@ -192,15 +192,13 @@ def test_wrong_credentials_are_permanent(server: TwilioServer) -> None:
 
 
 def test_a_read_timeout_leaves_the_outcome_unknown(server: TwilioServer) -> None:
-    server.script(Delay(1))  # Twilio takes the message, but answers after the client gave up
+    server.script(Hold())  # Twilio takes the message, but only answers after the client gave up
     with TwilioTransport(ACCOUNT_SID, AUTH_TOKEN, api_base_url=server.url, timeout=0.3) as t:
-        started = time.monotonic()
         sent_since = datetime.now(UTC)
         with pytest.raises(UnknownOutcomeError) as caught:
             t.send(sms())
-        elapsed = time.monotonic() - started
+        server.release()
 
-        assert elapsed < 1
         assert not caught.value.retryable
         assert (caught.value.code, caught.value.http_status, caught.value.retry_after) == (
             None,
@@ -209,8 +207,8 @@ def test_a_read_timeout_leaves_the_outcome_unknown(server: TwilioServer) -> None
         )
         assert "ReadTimeout" in str(caught.value)
         # the lost send is found by looking it up
-        deadline = time.monotonic() + 5
-        while not server.messages and time.monotonic() < deadline:
+        hang_guard = time.monotonic() + 600
+        while not server.messages and time.monotonic() < hang_guard:
             time.sleep(0.05)
         found = t.find(PATIENT, sms().body, sent_since)
         assert found is not None and found.sid == server.messages[0]["sid"]
@@ -222,7 +220,7 @@ def test_a_read_timeout_leaves_the_outcome_unknown(server: TwilioServer) -> None
 def test_latency_within_the_timeout_is_fine() -> None:
     with (
         TwilioServer(ACCOUNT_SID, AUTH_TOKEN, latency=0.2) as server,
-        TwilioTransport(ACCOUNT_SID, AUTH_TOKEN, api_base_url=server.url, timeout=1) as t,
+        TwilioTransport(ACCOUNT_SID, AUTH_TOKEN, api_base_url=server.url, timeout=60) as t,
     ):
         started = time.monotonic()
         assert t.send(sms()).status == "queued"

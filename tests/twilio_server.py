@@ -88,6 +88,15 @@ class Delay:
 
 
 @dataclass(frozen=True)
+class Hold:
+    """Hold one create call until ``TwilioServer.release()``, then answer ``then`` (default:
+    accept it): a request in flight for as long as the test needs, whatever the machine's speed.
+    Stopping the server answers a held call 503."""
+
+    then: Reply | None = None
+
+
+@dataclass(frozen=True)
 class RecordedRequest:
     method: str
     path: str
@@ -100,9 +109,11 @@ class RecordedRequest:
 @dataclass
 class _State:
     lock: threading.Lock = field(default_factory=threading.Lock)
-    script: deque[Reply | Delay] = field(default_factory=deque)
+    script: deque[Reply | Delay | Hold] = field(default_factory=deque)
     requests: list[RecordedRequest] = field(default_factory=list)
     messages: list[dict[str, Any]] = field(default_factory=list)
+    #: create calls waiting in a Hold now
+    held: int = 0
 
 
 def num_segments(body: str) -> int:
@@ -138,6 +149,7 @@ class TwilioServer:
         self._random = random.Random(seed)
         self._state = _State()
         self._stopping = threading.Event()
+        self._released = threading.Event()
         self._httpd = _HTTPServer(("127.0.0.1", port), _handler_for(self))
         self._httpd.handle_error = self._handle_error  # type: ignore[method-assign]
         host, port = self._httpd.server_address[:2]
@@ -169,10 +181,20 @@ class TwilioServer:
 
     # --- test API -------------------------------------------------------------------------
 
-    def script(self, *responses: Reply | Delay) -> None:
+    def script(self, *responses: Reply | Delay | Hold) -> None:
         """Queue answers for the next create calls, in order."""
         with self._state.lock:
             self._state.script.extend(responses)
+
+    def release(self) -> None:
+        """Let every held create call (and any later one) answer."""
+        self._released.set()
+
+    @property
+    def held(self) -> int:
+        """How many create calls are waiting in a Hold right now."""
+        with self._state.lock:
+            return self._state.held
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -293,6 +315,10 @@ class TwilioServer:
             scripted = self._state.script.popleft() if self._state.script else None
             if scripted is None and self.throttle and self._random.random() < self.throttle:
                 scripted = Reply(429, code=20429)
+        if isinstance(scripted, Hold):
+            if not self._hold():
+                return (*_error(503, 20500), {})
+            scripted = scripted.then
         delay = self.latency
         if isinstance(scripted, Delay):
             delay += scripted.seconds
@@ -318,6 +344,19 @@ class TwilioServer:
             return (*_error(400, 21602), {})
         resource = self._new_message(form)
         return 201, resource, {}
+
+    def _hold(self) -> bool:
+        """Wait for ``release()``; False when the server stops first."""
+        with self._state.lock:
+            self._state.held += 1
+        try:
+            while not self._released.wait(0.05):
+                if self._stopping.is_set():
+                    return False
+            return not self._stopping.is_set()
+        finally:
+            with self._state.lock:
+                self._state.held -= 1
 
     def _new_message(self, form: dict[str, str]) -> dict[str, Any]:
         sid = "SM" + secrets.token_hex(16)

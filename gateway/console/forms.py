@@ -32,6 +32,11 @@ def phone_number(value: str | None) -> str:
     """E.164 from whatever was typed; raises ValidationFailed."""
     try:
         return phone.normalize(value or "")
+    except phone.SwitchboardNumber:
+        raise ValidationFailed({"phone": (
+            "This number has an extension: it is a switchboard line, and a text message cannot "
+            "reach an extension. Enter the patient's own mobile number, without the extension."
+        )}) from None  # fmt: skip
     except phone.InvalidPhoneNumber as exc:
         raise ValidationFailed({"phone": f"Not a phone number we can text: {exc}."}) from None
 
