@@ -224,8 +224,9 @@ def reconsider_after_consent(
     decides them again with the consent just given instead of a day or a week later.
 
     ``consent.record`` calls it with every event (it acts on a transactional opt-in only; a
-    marketing cap holds whatever the consent). Covers reminders to ``phone`` and to patients who have it as
-    their guardian's or alternate number. Does not commit; returns how many came forward.
+    marketing cap holds whatever the consent). Covers reminders to ``phone`` and to patients who
+    have it as their guardian's or alternate number. Does not commit; returns how many came
+    forward.
     """
     if action is not Action.OPT_IN or category is not Category.TRANSACTIONAL:
         return 0
