@@ -42,6 +42,9 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(health.bp)
+    from gateway import metrics
+
+    app.register_blueprint(metrics.bp)
     cli.init_app(app)
     from gateway import cli_privacy
 

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway import send_lock
+from gateway import metrics, send_lock
 from gateway.domain import Action, Category, ConsentStatus, Source
 from gateway.models import ConsentEvent, utcnow
 
@@ -88,6 +88,8 @@ def record(
     )
     session.add(event)
     session.flush()
+    metrics.count_on_commit(session, metrics.CONSENT_CHANGES, practice, category.value,
+                            action.value, source.value)  # fmt: skip
     return event
 
 

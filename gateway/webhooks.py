@@ -17,12 +17,13 @@ from flask import Blueprint, Response, jsonify, request
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from gateway import current_settings, delivery, inbound, phone
+from gateway import current_settings, delivery, inbound, metrics, phone
 from gateway.db import get_session
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks/twilio")
+metrics.instrument_webhooks(bp)
 
 #: Twilio concatenates at most 10 segments: 1,600 characters
 MAX_BODY_CHARS = 1600
@@ -130,6 +131,9 @@ def inbound_message() -> Response:
         opt_out_type=opt_out_type,
     )
     result = inbound.handle(get_session(), sms)
+    metrics.INBOUND_MESSAGES.labels(
+        practice.slug, result.intent.value, "true" if result.duplicate else "false"
+    ).inc()
     return twiml(result.reply)
 
 
