@@ -36,6 +36,7 @@ from gateway import (
     consent,
     contacts,
     gsm7,
+    log_context,
     metrics,
     outbox,
     phone,
@@ -216,6 +217,7 @@ class Dispatcher:
             )
 
     def _process(self, message: OutboundMessage) -> _Outcome:
+        log_context.set_practice(message.practice)
         try:
             outcome = self._process_one(message)
         except Exception:  # one message's trouble must not stop the others; its lease expires

@@ -17,7 +17,7 @@ from flask import Blueprint, Response, jsonify, request
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from gateway import current_settings, delivery, inbound, metrics, phone
+from gateway import current_settings, delivery, inbound, log_context, metrics, phone
 from gateway.db import get_session
 
 log = logging.getLogger(__name__)
@@ -111,6 +111,7 @@ def inbound_message() -> Response:
     if resolved is None:
         raise BadWebhook("To is not a sender of any configured practice", status=404)
     practice, categories = resolved
+    log_context.set_practice(practice.slug)
     # the sender that matched: the Messaging Service when it is one of ours, else the number
     sender = service if service in practice.senders.values() else to
     try:
