@@ -217,12 +217,14 @@ class Dispatcher:
             )
 
     def _process(self, message: OutboundMessage) -> _Outcome:
-        log_context.set_practice(message.practice)
+        token = log_context.practice.set(message.practice)  # named in this message's log lines
         try:
             outcome = self._process_one(message)
         except Exception:  # one message's trouble must not stop the others; its lease expires
             log.exception("message %s: dispatch failed; housekeeping will take it back", message.id)
             return "none"
+        finally:
+            log_context.practice.reset(token)
         metrics.count_send(message.practice, message.category, outcome)
         return outcome
 
