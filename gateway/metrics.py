@@ -42,7 +42,12 @@ log = logging.getLogger(__name__)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 if os.environ.get(MULTIPROC_ENV):  # its files are written from the first count on
-    os.makedirs(os.environ[MULTIPROC_ENV], exist_ok=True)
+    try:
+        os.makedirs(os.environ[MULTIPROC_ENV], exist_ok=True)
+    except OSError as exc:
+        raise RuntimeError(
+            f"{MULTIPROC_ENV}: cannot create {os.environ[MULTIPROC_ENV]!r}: {exc.strerror}"
+        ) from None
 
 WEBHOOK_REQUESTS = Counter(
     "gateway_webhook_requests_total",
