@@ -92,7 +92,7 @@ def apply_status(
             session.commit()
             if status in FINAL:
                 metrics.DELIVERY_STATUSES.labels(
-                    message.practice, FINAL[status].value, str(error_code or "")
+                    message.practice, FINAL[status].value, metrics.code_label(error_code)
                 ).inc()
             log.info("status sid=%s %s -> %s code=%s", sid, seen, status, error_code or "-")
             return Outcome.APPLIED

@@ -100,7 +100,16 @@ def count_send(practice: str, category: str, outcome: str) -> None:
     kind, _, reason = outcome.partition(":")
     if kind == "none":
         return
-    SENDS.labels(practice, category, kind, reason).inc()
+    SENDS.labels(practice, category, kind, code_label(reason) if reason.isdigit() else reason).inc()
+
+
+def code_label(code: int | str | None) -> str:
+    """An error code as a label: Twilio's codes (5 digits) and HTTP statuses as they are; any
+    other number (a status callback may carry anything) as ``other``, so that labels stay few."""
+    if code is None or code == "":
+        return ""
+    text = str(code)
+    return text if text.isdigit() and 3 <= len(text) <= 5 else "other"
 
 
 def count_on_commit(session: Session, counter: Counter, *labels: str) -> None:

@@ -227,6 +227,15 @@ def test_no_phone_number_in_any_label(app, client, api, twilio):
     assert "stop by" not in text.lower()
 
 
+@pytest.mark.parametrize(
+    ("code", "label"),
+    [(21610, "21610"), ("30003", "30003"), (503, "503"), (None, ""), (2147483647, "other"),
+     (7, "other"), ("x", "other")],
+)  # fmt: skip
+def test_error_codes_as_labels_stay_few(code, label):
+    assert metrics.code_label(code) == label
+
+
 def test_a_consent_event_counts_only_once_committed(app, session):
     before = metrics.CONSENT_CHANGES.labels("shared", "marketing", "opt_in", "staff")._value.get()
     consent.record(session, practice="shared", phone=PATIENT, category=Category.MARKETING,
