@@ -18,10 +18,12 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
+# the web workers and the scheduler count into one directory: /metrics shows them all
+run: export PROMETHEUS_MULTIPROC_DIR ?= $(or $(GATEWAY_INSTANCE_PATH),$(CURDIR)/instance)/prometheus
 run: install
 	$(BIN)/flask --app app db upgrade
 	@$(BIN)/flask --app app credentials
-	@echo "Gateway on http://127.0.0.1:$(PORT) with its scheduler (console transport; Ctrl-C stops both)"
+	@echo "Gateway on http://127.0.0.1:$(PORT) with its scheduler (transport as above; Ctrl-C stops both)"
 	@echo "Staff console: http://127.0.0.1:$(PORT)/console/ (an account: $(BIN)/flask --app app staff create EMAIL --practice SLUG)"
 	PATH="$(abspath $(BIN)):$$PATH" PORT=$(PORT) $(BIN)/honcho start web scheduler
 

@@ -46,6 +46,9 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(health.bp)
+    from gateway import metrics
+
+    app.register_blueprint(metrics.bp)
     cli.init_app(app)
     from gateway import cli_privacy
 
@@ -54,7 +57,10 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
 
     console.init_app(app)
     _register_error_handlers(app)
-    _configure_logging()
+    from gateway import log_context
+
+    log_context.init_app(app)
+    _configure_logging(settings.log_format)
     return app
 
 
@@ -83,14 +89,15 @@ def _register_error_handlers(app: Flask) -> None:
         return jsonify(error="database unavailable"), 503
 
 
-def _configure_logging() -> None:
-    from gateway import logs
+def _configure_logging(log_format: str = "text") -> None:
+    from gateway import log_context, logs
 
     logs.install()
     logger = logging.getLogger("gateway")
     if logger.handlers or logging.getLogger().handlers:
         return
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(log_context.formatter(log_format))  # text, or one JSON object a line
+    handler.addFilter(log_context.ContextFilter())
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)

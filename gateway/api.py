@@ -16,6 +16,7 @@ from gateway import (
     contacts,
     current_settings,
     gsm7,
+    log_context,
     outbox,
     phone,
     policy,
@@ -74,10 +75,12 @@ def practice_from(value: str | None, *, field: str = "practice") -> Practice:
     reachable = [slug for slug in practices if scope is None or slug in scope]
     if not value:
         if len(reachable) == 1:
+            log_context.set_practice(reachable[0])
             return practices[reachable[0]]
         raise ValidationFailed({field: "required: more than one practice is configured"})
     if value not in reachable:
         abort(404, description=f"no practice {value!r}")
+    log_context.set_practice(value)
     return practices[value]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -36,18 +37,64 @@ def db_downgrade(revision: str) -> None:
 
 
 @click.command("credentials")
-def credentials() -> None:
-    """Show the API token and webhook auth token in use (local development)."""
+@click.option("--api-token", "api_token_only", is_flag=True,
+              help="Print the API token alone: TOKEN=$(flask --app app credentials --api-token)")
+def credentials(api_token_only: bool) -> None:
+    """Show the transport, the API token and the webhook auth token this environment uses.
+
+    They are read from this shell's environment (and, for what it does not set, the local
+    development secrets in the instance folder), as the gateway reads them from its own: run
+    it with the same variables as the gateway.
+    """
     settings = current_settings()
-    click.echo(f"API token (Authorization: Bearer ...): {settings.api_tokens[0]}")
-    source = "TWILIO_AUTH_TOKEN" if settings.twilio_account_sid else "local, for `flask text`"
-    click.echo(f"Webhook auth token ({source}): {settings.twilio_auth_token}")
+    if api_token_only:
+        click.echo(settings.api_tokens[0])
+        return
+    for line in describe_credentials(settings, os.environ):
+        click.echo(line)
+
+
+def describe_credentials(settings: Any, env: Any) -> list[str]:
+    """What ``flask credentials`` and the ``make run`` banner say, from the settings in force."""
+    if settings.twilio_account_sid:
+        where = settings.twilio_api_base_url or "https://api.twilio.com"
+        extra = " (TWILIO_API_BASE_URL)" if settings.twilio_api_base_url else ""
+        transport = f"Twilio at {where}{extra}: texts go out through the twilio SDK"
+    else:
+        transport = "console: no TWILIO_ACCOUNT_SID, so the scheduler prints each text"
+    api_source = "GATEWAY_API_TOKEN" if (env.get("GATEWAY_API_TOKEN") or "").strip() else (
+        "local development token"
+    )  # fmt: skip
+    if (env.get("TWILIO_AUTH_TOKEN") or "").strip():
+        auth_source = "TWILIO_AUTH_TOKEN"
+    else:
+        auth_source = (
+            "local development token; a gateway started with TWILIO_AUTH_TOKEN checks "
+            "signatures with that instead: set it here too"
+        )
+    return [
+        f"Transport: {transport}",
+        f"API token ({api_source}; Authorization: Bearer ...): {settings.api_tokens[0]}",
+        f"Webhook auth token ({auth_source}): {settings.twilio_auth_token}",
+        f"Webhooks signed for: {default_url(settings, env)} "
+        + ("(PUBLIC_BASE_URL)" if settings.public_base_url else "(no PUBLIC_BASE_URL: the URL "
+           "the gateway is called at)"),
+    ]  # fmt: skip
+
+
+def default_url(settings: Any, env: Any) -> str:
+    """Where the gateway is: PUBLIC_BASE_URL, else 127.0.0.1 on $PORT (8000, as ``make run``)."""
+    if settings.public_base_url:
+        return settings.public_base_url
+    port = (env.get("PORT") or "").strip() or "8000"
+    return f"http://127.0.0.1:{port}"
 
 
 @click.command("text")
 @click.option("--from", "from_", required=True, help="The patient's number, any format.")
 @click.option("--to", default=None, help="The practice's number (default: the first sender).")
-@click.option("--url", default="http://127.0.0.1:8000", show_default=True, help="The gateway.")
+@click.option("--url", default=None,
+              help="The gateway (default: PUBLIC_BASE_URL, else http://127.0.0.1:$PORT, 8000).")
 @click.option("--sid", default=None, help="MessageSid (default: a new random one).")
 @click.argument("body")
 def text(from_: str, to: str | None, url: str, sid: str | None, body: str) -> None:
@@ -55,6 +102,7 @@ def text(from_: str, to: str | None, url: str, sid: str | None, body: str) -> No
     import secrets
 
     settings = current_settings()
+    url = url or default_url(settings, os.environ)
     if to is None:
         practice = next(iter(settings.practices.values()))
         to = next(iter(practice.senders.values()))
@@ -78,7 +126,14 @@ def text(from_: str, to: str | None, url: str, sid: str | None, body: str) -> No
         with urllib.request.urlopen(request, timeout=10) as response:
             answer = response.read().decode()
     except urllib.error.HTTPError as exc:
-        raise click.ClickException(f"{exc.code}: {exc.read().decode()}") from None
+        hint = ""
+        if exc.code == 403:
+            hint = (
+                "\nThe gateway checks signatures with its TWILIO_AUTH_TOKEN (else the local "
+                "development token) against PUBLIC_BASE_URL: run this with the same values "
+                "(`flask --app app credentials` shows the ones here)."
+            )
+        raise click.ClickException(f"{exc.code}: {exc.read().decode().strip()}{hint}") from None
     except urllib.error.URLError as exc:
         raise click.ClickException(f"cannot reach {url}: {exc.reason}") from None
     replies = [m.text or "" for m in ET.fromstring(answer).iter("Message")]

@@ -16,6 +16,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import time
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -122,6 +123,14 @@ class Settings:
     dispatch_lease: float = 120.0
     #: ask Twilio for a sent message's status when no final callback came after this (seconds)
     reconcile_after: float = 900.0
+    #: a bearer token for ``/metrics`` only (the API tokens that reach every practice work too)
+    metrics_token: str | None = field(default=None, repr=False)
+    #: networks whose requests read ``/metrics`` without a token (``GATEWAY_METRICS_ALLOW``)
+    metrics_allow: tuple[IPv4Network | IPv6Network, ...] = ()
+    #: the scheduler serves its own metrics on this port (None: the multiprocess directory only)
+    scheduler_metrics_port: int | None = None
+    #: ``text`` (default) or ``json``: one JSON object per log line
+    log_format: str = "text"
     #: sender (E.164 or MG SID) -> (practice slug, categories)
     _senders: Mapping[str, tuple[str, tuple[Category, ...]]] = field(
         default_factory=dict, repr=False
@@ -225,7 +234,31 @@ def load_settings(env: Mapping[str, str], instance_path: Path) -> Settings:
     if api_base and not re.match(r"^https?://[^/\s]+(/\S*)?$", api_base):
         raise ConfigError(f"TWILIO_API_BASE_URL: not an http(s) URL: {api_base!r}")
 
+    metrics_token = (env.get("GATEWAY_METRICS_TOKEN") or "").strip() or None
+    if metrics_token is not None and len(metrics_token) < 16:
+        raise ConfigError("GATEWAY_METRICS_TOKEN: needs at least 16 characters")
+    metrics_allow = []
+    for entry in (e.strip() for e in (env.get("GATEWAY_METRICS_ALLOW") or "").split(",")):
+        if entry:
+            try:
+                metrics_allow.append(ip_network(entry, strict=False))
+            except ValueError:
+                raise ConfigError(
+                    f"GATEWAY_METRICS_ALLOW: not an IP address or network: {entry!r}"
+                ) from None
+    raw_port = (env.get("GATEWAY_SCHEDULER_METRICS_PORT") or "").strip()
+    log_format = (env.get("GATEWAY_LOG_FORMAT") or "text").strip().lower() or "text"
+    if log_format not in ("text", "json"):
+        raise ConfigError(f"GATEWAY_LOG_FORMAT: must be text or json, not {log_format!r}")
+
     return Settings(
+        metrics_token=metrics_token,
+        metrics_allow=tuple(metrics_allow),
+        scheduler_metrics_port=(
+            int(_env_number(env, "GATEWAY_SCHEDULER_METRICS_PORT", 0, 1, 65535))
+            if raw_port else None
+        ),
+        log_format=log_format,
         dispatch_interval=_env_number(env, "GATEWAY_DISPATCH_INTERVAL", 2.0, 0.1, 3600),
         dispatch_batch=int(_env_number(env, "GATEWAY_DISPATCH_BATCH", 100, 1, 10_000)),
         dispatch_concurrency=int(_env_number(env, "GATEWAY_DISPATCH_CONCURRENCY", 16, 1, 256)),

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway import event_outbox, outbox, send_lock
+from gateway import event_outbox, metrics, outbox, send_lock
 from gateway.domain import Action, Category, ConsentStatus, Source
 from gateway.models import ConsentEvent, utcnow
 
@@ -104,6 +104,8 @@ def record(
                  "source": source.value, "occurred_at": event_outbox.iso(event.occurred_at)},
                 occurred_at=event.occurred_at, phone=phone,
             )  # fmt: skip
+    metrics.count_on_commit(session, metrics.CONSENT_CHANGES, practice, category.value,
+                            action.value, source.value)  # fmt: skip
     return event
 
 

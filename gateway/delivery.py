@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from gateway import consent, contacts, coverage, event_outbox, outbox
+from gateway import consent, contacts, coverage, event_outbox, metrics, outbox
 from gateway.carrier_errors import Reaction, reaction_to
 from gateway.config import Settings
 from gateway.domain import Action, ConsentStatus, OutboxStatus, Source
@@ -107,6 +107,10 @@ def apply_status(
             if error_code is not None:
                 react_to_error(session, settings, message, error_code, now)
             session.commit()
+            if status in FINAL:
+                metrics.DELIVERY_STATUSES.labels(
+                    message.practice, FINAL[status].value, metrics.code_label(error_code)
+                ).inc()
             log.info("status sid=%s %s -> %s code=%s", sid, seen, status, error_code or "-")
             return Outcome.APPLIED
         session.rollback()

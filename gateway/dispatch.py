@@ -37,6 +37,8 @@ from gateway import (
     contacts,
     event_outbox,
     gsm7,
+    log_context,
+    metrics,
     outbox,
     phone,
     policy,
@@ -219,11 +221,16 @@ class Dispatcher:
             )
 
     def _process(self, message: OutboundMessage) -> _Outcome:
+        token = log_context.practice.set(message.practice)  # named in this message's log lines
         try:
-            return self._process_one(message)
+            outcome = self._process_one(message)
         except Exception:  # one message's trouble must not stop the others; its lease expires
             log.exception("message %s: dispatch failed; housekeeping will take it back", message.id)
             return "none"
+        finally:
+            log_context.practice.reset(token)
+        metrics.count_send(message.practice, message.category, outcome)
+        return outcome
 
     def _process_one(self, message: OutboundMessage) -> _Outcome:
         with self._guard(message) as (session, locked):
@@ -313,7 +320,7 @@ class Dispatcher:
                                  max_chars=policy.EXEMPT_MAX_CHARS if facts.exempt_limits else None)
             )  # fmt: skip
         except Exception as exc:
-            return self._leave(session, message, "failed", status=OutboxStatus.FAILED,
+            return self._leave(session, message, "failed:render", status=OutboxStatus.FAILED,
                                completed_at=now,
                                reason=f"template did not render: {type(exc).__name__}")  # fmt: skip
         facts = replace(facts, body_chars=len(body), body_segments=gsm7.segments(body))
@@ -461,12 +468,12 @@ class Dispatcher:
             self._record(message, status=OutboxStatus.FAILED, attempts=attempts,
                          error_code=exc.code, completed_at=self.clock(),
                          reason=f"gave up after {attempts} attempts: {exc}")  # fmt: skip
-            return "failed"
+            return f"failed:{exc.code or 'gave_up'}"
         delay = retry.backoff(attempts, retry_after=exc.retry_after, rng=self.rng)
         self._record(message, status=OutboxStatus.SCHEDULED, attempts=attempts,
                      next_attempt_at=self.clock() + delay, send_started_at=None,
                      error_code=exc.code, reason=f"retrying: {exc}")  # fmt: skip
-        return "retrying"
+        return f"retrying:{exc.code or exc.http_status or 'network'}"
 
     def _fail(self, message: OutboundMessage, attempts: int, exc: PermanentSendError) -> _Outcome:
         now = self.clock()
@@ -480,7 +487,7 @@ class Dispatcher:
             if exc.code is not None:
                 react_to_error(session, self.settings, message, exc.code, now)
             session.commit()
-        return "failed"
+        return f"failed:{exc.code or 'unknown'}"
 
     def _record(self, message: OutboundMessage, **values: Any) -> None:
         with self.database.sessions() as session:

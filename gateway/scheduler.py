@@ -109,6 +109,10 @@ def run(app: Flask) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     settings = app.extensions["gateway.settings"]
+    if settings.scheduler_metrics_port:
+        from gateway import metrics
+
+        metrics.serve_scheduler_metrics(settings.scheduler_metrics_port)
     log.info("scheduler: dispatch every %ss, transport %s", settings.dispatch_interval,
              app.extensions["gateway.transport"].name)  # fmt: skip
     scheduler.start()

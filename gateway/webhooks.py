@@ -17,12 +17,13 @@ from flask import Blueprint, Response, jsonify, request
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from gateway import current_settings, delivery, inbound, phone
+from gateway import current_settings, delivery, inbound, log_context, metrics, phone
 from gateway.db import get_session
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks/twilio")
+metrics.instrument_webhooks(bp)
 
 #: Twilio concatenates at most 10 segments: 1,600 characters
 MAX_BODY_CHARS = 1600
@@ -110,6 +111,7 @@ def inbound_message() -> Response:
     if resolved is None:
         raise BadWebhook("To is not a sender of any configured practice", status=404)
     practice, categories = resolved
+    log_context.set_practice(practice.slug)
     # the sender that matched: the Messaging Service when it is one of ours, else the number
     sender = service if service in practice.senders.values() else to
     try:
@@ -130,6 +132,9 @@ def inbound_message() -> Response:
         opt_out_type=opt_out_type,
     )
     result = inbound.handle(get_session(), sms)
+    metrics.INBOUND_MESSAGES.labels(
+        practice.slug, result.intent.value, "true" if result.duplicate else "false"
+    ).inc()
     return twiml(result.reply)
 
 

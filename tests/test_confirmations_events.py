@@ -421,6 +421,24 @@ def test_each_event_type_arrives_once_with_a_valid_signature(gateway, traveller)
     with pytest.raises(WebhookVerificationError):
         Webhook(SECRET).verify(body_bytes + b" ", headers)
     assert gateway.events(status="pending") == []
+    assert failing_deliveries(gateway) == 0
+
+
+def failing_deliveries(gateway: Gateway) -> float:
+    """``gateway_event_deliveries_failing{state="retrying"}`` for the clinic, from /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = gateway.app.test_client().get(
+        "/metrics", headers={"Authorization": f"Bearer {API_TOKEN}"}
+    )
+    assert response.status_code == 200
+    for family in text_string_to_metric_families(response.get_data(as_text=True)):
+        for sample in family.samples:
+            if sample.name == "gateway_event_deliveries_failing" and sample.labels == {
+                "practice": "clinic", "state": "retrying"
+            }:  # fmt: skip
+                return sample.value
+    return 0.0
     assert len(gateway.events(status="delivered")) == 10
 
 
@@ -439,6 +457,7 @@ def test_a_receiver_down_for_an_hour_gets_everything_afterwards(gateway, travell
         traveller.shift(wait + timedelta(seconds=1))
         assert gateway.deliverer.drain() == {"retrying": 3}
     assert all(e["attempts"] == 4 and e["last_status_code"] == 503 for e in gateway.events())
+    assert failing_deliveries(gateway) == 3  # what an operator's alert watches
     traveller.shift(timedelta(minutes=30))
     assert gateway.deliverer.drain() == {}  # the next attempt is two hours after the last
     receiver.status = 200
@@ -448,6 +467,7 @@ def test_a_receiver_down_for_an_hour_gets_everything_afterwards(gateway, travell
     assert {webhook_id for webhook_id, _ in delivered} == first_ids  # same ids, nothing lost
     assert len(delivered) == 3
     assert Counter(receiver.ids()) == {webhook_id: 5 for webhook_id in first_ids}
+    assert failing_deliveries(gateway) == 0
     assert gateway.events(status="pending") == []
 
 

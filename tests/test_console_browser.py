@@ -31,6 +31,7 @@ from conftest import API_TOKEN, AUTH_TOKEN, PATIENT, SHARED, inbound_params, rem
 from gateway.dispatch import Dispatcher
 from gateway.models import Base, utcnow
 from gateway.transport import ConsoleTransport
+from twilio_server import Reply, TwilioServer
 
 pytestmark = pytest.mark.browser
 
@@ -75,10 +76,11 @@ def daytime_in_miami():
 class LiveConsole:
     """The app on loopback, with a console transport and a way to text it as Twilio would."""
 
-    def __init__(self, app, url: str) -> None:
+    def __init__(self, app, url: str, console: bool = True) -> None:
         self.app, self.url = app, url
-        self.transport = ConsoleTransport(stream=io.StringIO())
-        app.extensions["gateway.transport"] = self.transport
+        if console:
+            self.transport = ConsoleTransport(stream=io.StringIO())
+            app.extensions["gateway.transport"] = self.transport
 
     def text(self, body: str, sid: str | None = None) -> None:
         """A signed inbound webhook from the patient's phone, over HTTP."""
@@ -275,3 +277,85 @@ def test_the_patient_page_fits_a_phone_screen(live, browser):
         screenshot(phone, "patient-phone")
     finally:
         context.close()
+
+
+@pytest.fixture
+def live_twilio(database_url, make_app):
+    """The app on loopback, sending through the real twilio SDK to the local Twilio-compatible
+    server (whose answers a test scripts)."""
+    with TwilioServer("AC" + "1" * 32, AUTH_TOKEN) as twilio_server:
+        server = make_server("127.0.0.1", 0, None, threaded=True)
+        url = f"http://127.0.0.1:{server.server_port}"
+        app = make_app(database_url, PUBLIC_BASE_URL=url, TWILIO_ACCOUNT_SID="AC" + "1" * 32,
+                       TWILIO_API_BASE_URL=twilio_server.url)  # fmt: skip
+        server.app = app
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        live = LiveConsole(app, url, console=False)
+        live.twilio = twilio_server
+        yield live
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+        app.extensions["gateway.transport"].close()
+        with app.extensions["gateway.db"].engine.begin() as connection:
+            for table in reversed(Base.metadata.sorted_tables):
+                connection.execute(table.delete())
+
+
+def test_the_console_says_who_did_what_and_what_twilio_errors_mean(live_twilio, page):
+    from playwright.sync_api import expect
+
+    live = live_twilio
+    create_account(live.app)
+    live.text("HELP")  # answered automatically
+    live.text("I'll stop by at 3")  # a possible opt-out, for the review queue
+    live.enqueue()
+    live.twilio.script(Reply(400, code=21610))  # the carrier holds an opt-out the gateway missed
+    assert live.dispatch().failed == 1
+    sign_in(page, live.url)
+    page.goto(f"{live.url}/console/shared/patients/{PATIENT}")
+
+    # the review item shows its text, not only a link
+    reviews = page.locator("section", has=page.get_by_role("heading", name="Possible opt-outs"))
+    expect(reviews).to_contain_text("I'll stop by at 3")
+    expect(reviews.get_by_role("link", name="Review")).to_be_visible()
+
+    # the automatic reply is in the messages, and the failed reminder's code reads in words
+    messages = page.locator("section", has=page.get_by_role("heading", name="Recent messages"))
+    reply = messages.get_by_role("row").filter(has_text="automatic reply").first
+    expect(reply).to_contain_text("To the patient (automatic reply)")
+    expect(reply).to_contain_text("Reply STOP to cancel")
+    failed = messages.get_by_role("row").filter(has_text="reminder of your appointment")
+    expect(failed).to_contain_text("failed")
+    expect(failed).to_contain_text("Twilio error 21610: the patient opted out at the carrier")
+
+    # the carrier's opt-out: Twilio refused the practice's text; the patient texted nothing
+    timeline = page.locator("section", has=page.get_by_role("heading", name="Consent timeline"))
+    event = timeline.get_by_role("listitem").first
+    expect(event).to_contain_text("Opt-out")
+    expect(event).to_contain_text("Twilio refused a text to the patient")
+    expect(event).to_contain_text("Practice number the refused text was sent from")
+    expect(event).not_to_contain_text("Practice number texted")
+    expect(event).to_contain_text("Twilio error 21610: the patient opted out")
+    screenshot(page, "patient-carrier-opt-out")
+
+    # the dashboard: totals called totals, and every axis label inside the chart
+    page.get_by_role("link", name="Dashboard").click()
+    totals = page.get_by_text("In total over the 30 days to today")
+    expect(totals).to_be_visible()
+    expect(totals).to_contain_text("1 failed, 1 opt-outs")
+    extents = page.evaluate(
+        """() => {
+            const svg = document.querySelector("svg.chart");
+            const width = svg.viewBox.baseVal.width;
+            return Array.from(svg.querySelectorAll("text")).map(t => {
+                const box = t.getBBox();
+                return [t.textContent, box.x, box.x + box.width, width];
+            });
+        }"""
+    )
+    assert extents, "the chart has axis labels"
+    for text, left, right, width in extents:
+        assert left >= 0 and right <= width, f"axis label {text!r} is clipped: {left}..{right}"
+    screenshot(page, "dashboard-totals")

@@ -82,3 +82,41 @@ def test_the_chart_places_each_day_and_count():
     assert [value for _, value in drawn.y_ticks] == [0, 2, 4, 6, 8, 10]
     assert {line.name: line.dash for line in drawn.lines}["sent"] == ""
     assert len({line.dash for line in drawn.lines}) == 4  # told apart without colour
+
+
+@pytest.mark.parametrize(
+    ("code", "shown"),
+    [
+        (21610, "Twilio error 21610: the patient opted out at the carrier (texted STOP to the "
+                "practice's number)"),
+        (30003, "Twilio error 30003: the phone was unreachable (switched off or out of coverage)"),
+        ("30006", "Twilio error 30006: a landline, or a carrier that cannot take texts"),
+        (12345, "Twilio error 12345"),
+        ("x1", "Twilio error x1"),
+        (None, ""),
+    ],
+)  # fmt: skip
+def test_twilio_errors_read_with_their_meaning(code, shown):
+    assert formatting.twilio_error(code) == shown
+
+
+def test_every_code_the_gateway_reacts_to_has_a_meaning():
+    from gateway.carrier_errors import MEANINGS, REACTIONS
+    from gateway.transport import _DESCRIPTIONS
+
+    assert set(REACTIONS) | set(_DESCRIPTIONS) <= set(MEANINGS)
+
+
+def test_a_carrier_opt_out_says_the_practice_sent_the_text():
+    evidence = {"error_code": 21610, "provider_sid": "SM9", "sender": "+17865550100",
+                "outbound_message_id": 7}  # fmt: skip
+    items = dict(formatting.evidence_items(evidence, "carrier_error"))
+    assert items["Practice number the refused text was sent from"] == "+1 786-555-0100"
+    assert items["Twilio error"].startswith("Twilio error 21610: the patient opted out")
+    assert items["Message SID of the refused text"] == "SM9"
+    assert "Practice number texted" not in items
+    # the patient's own keyword: the number they texted
+    assert ("Practice number texted", "+1 786-555-0100") in formatting.evidence_items(
+        {"sender": "+17865550100"}, "keyword"
+    )
+    assert "Twilio refused a text" in formatting.SOURCE["carrier_error"]

@@ -96,3 +96,22 @@ def test_unsigned_request_through_gunicorn_is_403(gunicorn):
         urllib.request.urlopen(request, timeout=60)
     assert error.value.code == 403
     error.value.close()
+
+
+def test_metrics_add_up_every_worker(gunicorn, tmp_path):
+    """Two workers, each counting what it answered: every scrape, whichever worker answers it,
+    shows the total (prometheus-client's multiprocess mode, set by gunicorn.conf.py)."""
+    for body in ("HELP", "START", "HELP", "hello", "HELP", "HELP"):
+        post_signed(gunicorn, body)
+    for _ in range(4):
+        request = urllib.request.Request(
+            gunicorn + "/metrics", headers={"Authorization": f"Bearer {API_TOKEN}"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            text = response.read().decode()
+        line = 'gateway_webhook_requests_total{kind="inbound",status="200"}'
+        (sample,) = [row for row in text.splitlines() if row.startswith(line)]
+        assert float(sample.split()[-1]) == 6
+        assert 'gateway_inbound_messages_total{duplicate="false",intent="help",practice="shared"}' \
+            in text
+    assert list((tmp_path / "instance" / "prometheus").glob("counter_*.db"))

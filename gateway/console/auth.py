@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask import session as cookie
 
-from gateway import audit, current_settings
+from gateway import audit, current_settings, log_context
 from gateway.config import Practice
 from gateway.console import accounts, csrf, sessions
 from gateway.console.accounts import Staff
@@ -82,6 +82,7 @@ def practice_or_404(slug: str) -> Practice:
     practice = current_settings().practices.get(slug)
     if practice is None or slug not in g.staff.practices:
         abort(404, description="No such page.")
+    log_context.set_practice(slug)
     return practice
 
 

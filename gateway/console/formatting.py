@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import phonenumbers
 
+from gateway.carrier_errors import meaning
 from gateway.phone import InvalidPhoneNumber, parse
 
 CONSENT_STATUS = {
@@ -25,8 +26,8 @@ CONSENT_STATUS = {
 ACTION = {"opt_in": "Opt-in", "opt_out": "Opt-out", "opt_in_requested": "Opt-in requested"}
 SOURCE = {
     "keyword": "Text from the patient",
-    "carrier_keyword": "Text handled by Twilio's opt-out",
-    "carrier_error": "Carrier reported an opt-out",
+    "carrier_keyword": "Text from the patient, answered by Twilio's opt-out handling",
+    "carrier_error": "Twilio refused a text to the patient: the carrier holds an opt-out",
     "api": "Scheduling system",
     "staff": "Staff",
     "web_form": "Web form",
@@ -78,7 +79,7 @@ _EVIDENCE_LABELS = {
     "opt_out_type": "Twilio opt-out type",
     "confirms_event_id": "Confirms event",
     "inbound_message_id": "Inbound message",
-    "error_code": "Twilio error code",
+    "error_code": "Twilio error",
     "provider_sid": "Message SID (sent)",
 }
 _ORDER = {key: n for n, key in enumerate(_EVIDENCE_LABELS)}
@@ -121,20 +122,51 @@ def reason_text(reason: str | None) -> str:
     return SKIP_REASON.get(reason, reason)
 
 
+def twilio_error(code: Any) -> str:
+    """``Twilio error 21610: the patient opted out at the carrier (...)``; ``""`` for none."""
+    if code is None or code == "":
+        return ""
+    try:
+        number = int(code)
+    except (TypeError, ValueError):
+        return f"Twilio error {code}"
+    words = meaning(number)
+    return f"Twilio error {number}: {words}" if words else f"Twilio error {number}"
+
+
+#: evidence labels that depend on who acted: the sender is the number the patient texted for a
+#: keyword, but the number the refused text was sent from for a carrier's opt-out
+_LABELS_BY_SOURCE = {
+    "carrier_error": {
+        "sender": "Practice number the refused text was sent from",
+        "provider_sid": "Message SID of the refused text",
+        "outbound_message_id": "Refused text (outbox id)",
+    },
+    "staff": {"sender": "Practice number"},
+    "api": {"sender": "Practice number"},
+}
+
+
 def _evidence_order(item: tuple[str, Any]) -> tuple[int, str]:
     return _ORDER.get(item[0], len(_ORDER)), item[0]
 
 
-def evidence_items(evidence: Mapping[str, Any] | None) -> list[tuple[str, str]]:
-    """(label, text) pairs for the evidence of a consent event, secrets left out."""
+def evidence_items(
+    evidence: Mapping[str, Any] | None, source: str | None = None
+) -> list[tuple[str, str]]:
+    """(label, text) pairs for the evidence of a consent event, secrets left out; labels say who
+    did what for the event's ``source``."""
+    labels = {**_EVIDENCE_LABELS, **_LABELS_BY_SOURCE.get(source or "", {})}
     items = []
     for key, value in sorted((evidence or {}).items(), key=_evidence_order):
         if value is None or value == "":
             continue
         if _SECRET_KEY.search(key):
-            items.append((_EVIDENCE_LABELS.get(key, key), "(hidden)"))
+            items.append((labels.get(key, key), "(hidden)"))
             continue
-        if key == "channel":
+        if key == "error_code":
+            text = twilio_error(value)
+        elif key == "channel":
             text = label(value, CHANNEL)
         elif key == "sender" and isinstance(value, str) and value.startswith("+"):
             text = phone_display(value)
@@ -144,7 +176,7 @@ def evidence_items(evidence: Mapping[str, Any] | None) -> list[tuple[str, str]]:
             text = str(value)
         else:
             text = json.dumps(value, ensure_ascii=False, sort_keys=True)
-        items.append((_EVIDENCE_LABELS.get(key, key.replace("_", " ").capitalize()), text))
+        items.append((labels.get(key, key.replace("_", " ").capitalize()), text))
     return items
 
 
@@ -154,6 +186,7 @@ FILTERS = {
     "phone_display": phone_display,
     "reason_text": reason_text,
     "evidence_items": evidence_items,
+    "twilio_error": twilio_error,
 }
 LABELS = {
     "consent_status": CONSENT_STATUS,

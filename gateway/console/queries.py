@@ -39,6 +39,10 @@ class Message:
     status: str
     detail: str | None
     outbound: OutboundMessage | None = None
+    #: the Twilio error code of an outbound text (shown with its meaning)
+    error_code: int | None = None
+    #: the gateway's automatic answer to an inbound text (HELP, STOP and START confirmations)
+    auto_reply: bool = False
 
 
 @dataclass(frozen=True)
@@ -84,10 +88,10 @@ def patient_page(session: Session, practice: Practice, phone: str, now: datetime
             .limit(RECENT_MESSAGES)
         )
     )
-    messages = [_inbound(m) for m in inbound] + [
+    messages = [shown for m in inbound for shown in (*_reply(m), _inbound(m))] + [
         _outbound(m) for m in outbound if m.status not in UPCOMING
     ]
-    messages.sort(key=lambda m: m.at or now, reverse=True)
+    messages.sort(key=lambda m: m.at or now, reverse=True)  # stable: a reply above its text
     return PatientPage(
         phone=phone,
         contact=contacts.get(session, practice.slug, phone),
@@ -112,13 +116,21 @@ def _inbound(message: InboundMessage) -> Message:
                    detail=detail)  # fmt: skip
 
 
+def _reply(message: InboundMessage) -> tuple[Message, ...]:
+    """The automatic reply the gateway answered the text with (TwiML), if any."""
+    if not message.reply:
+        return ()
+    return (Message(at=message.received_at, inbound=False, body=message.reply, status="replied",
+                    detail="automatic reply to the patient's text", auto_reply=True),)  # fmt: skip
+
+
 def _outbound(message: OutboundMessage) -> Message:
-    detail = message.reason
-    if message.error_code:
-        detail = f"{detail or 'error'} (Twilio error {message.error_code})"
+    # with an error code, its meaning says more than the transport's technical reason
+    detail = None if message.error_code else message.reason
     return Message(
         at=message.sent_at or message.completed_at or message.updated_at, inbound=False,
         body=message.body, status=message.status, detail=detail, outbound=message,
+        error_code=message.error_code,
     )  # fmt: skip
 
 
