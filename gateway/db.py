@@ -8,6 +8,8 @@ from flask import Flask, current_app, g
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway import send_lock
+
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine with the settings this gateway relies on.
@@ -89,3 +91,4 @@ def _close_session(_exc: BaseException | None) -> None:
     session = g.pop("db_session", None)
     if session is not None:
         session.close()
+        send_lock.release_all(session)  # locks taken before a transaction that never began

@@ -134,6 +134,11 @@ def _find_uncertain(
     now: datetime,
 ) -> str:  # fmt: skip
     started = message.send_started_at or message.updated_at
+    if outbox.is_erased(message.phone):  # nothing to look it up by, and never resent
+        moved = outbox.transition(session, message.id, OutboxStatus.UNCERTAIN,
+                                  status=OutboxStatus.CANCELLED, reason="erased")  # fmt: skip
+        session.commit()
+        return "cancelled" if moved else "changed"
     if message.body is None or message.sender is None:  # never got as far as a request
         return _requeue(session, message, now, "no request was made")
     to = message.sent_to or message.phone
