@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import urllib.error
 import urllib.parse
 import urllib.request
 import xml.etree.ElementTree as ET
+from pathlib import Path
 from typing import Any
 
 import click
@@ -36,12 +38,36 @@ def db_downgrade(revision: str) -> None:
 
 
 @click.command("credentials")
-def credentials() -> None:
-    """Show the API token and webhook auth token in use (local development)."""
+@with_appcontext
+@click.option("--reveal", is_flag=True, help="Also show secrets the operator configured.")
+def credentials(reveal: bool) -> None:
+    """Show the API token and webhook auth token in use (local development).
+
+    Only the ones generated for local development (``instance/dev-secrets.json``) are shown:
+    a secret the operator configured (GATEWAY_API_TOKEN, TWILIO_AUTH_TOKEN) is not printed
+    unless ``--reveal`` asks for it (``make run`` runs this command).
+    """
     settings = current_settings()
-    click.echo(f"API token (Authorization: Bearer ...): {settings.api_tokens[0]}")
+    generated = _generated_secrets(Path(current_app.instance_path))
+
+    def shown(value: str, name: str, variable: str) -> str:
+        if reveal or value == generated.get(name):
+            return value
+        return f"set by the operator ({variable}); not shown (--reveal shows it)"
+
+    token = shown(settings.api_tokens[0], "api_token", "GATEWAY_API_TOKEN")
+    click.echo(f"API token (Authorization: Bearer ...): {token}")
     source = "TWILIO_AUTH_TOKEN" if settings.twilio_account_sid else "local, for `flask text`"
-    click.echo(f"Webhook auth token ({source}): {settings.twilio_auth_token}")
+    auth = shown(settings.twilio_auth_token, "twilio_auth_token", "TWILIO_AUTH_TOKEN")
+    click.echo(f"Webhook auth token ({source}): {auth}")
+
+
+def _generated_secrets(instance: Path) -> dict[str, Any]:
+    try:
+        values = json.loads((instance / "dev-secrets.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return values if isinstance(values, dict) else {}
 
 
 @click.command("text")
