@@ -116,6 +116,8 @@ class Settings:
     dispatch_lease: float = 120.0
     #: ask Twilio for a sent message's status when no final callback came after this (seconds)
     reconcile_after: float = 900.0
+    #: bound on each database wait of a web request (seconds; ``gateway.db``)
+    database_timeout: float = 3.0
     #: sender (E.164 or MG SID) -> (practice slug, categories)
     _senders: Mapping[str, tuple[str, tuple[Category, ...]]] = field(
         default_factory=dict, repr=False
@@ -225,6 +227,7 @@ def load_settings(env: Mapping[str, str], instance_path: Path) -> Settings:
         dispatch_concurrency=int(_env_number(env, "GATEWAY_DISPATCH_CONCURRENCY", 16, 1, 256)),
         dispatch_lease=_env_number(env, "GATEWAY_DISPATCH_LEASE", 120, 5, 3600),
         reconcile_after=_env_number(env, "GATEWAY_RECONCILE_AFTER", 900, 1, 7 * 86400),
+        database_timeout=_env_number(env, "GATEWAY_DATABASE_TIMEOUT", 3.0, 0.5, 60),
         database_url=database_url,
         practices=practices,
         api_tokens=tokens,
