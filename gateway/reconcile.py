@@ -142,9 +142,8 @@ def _find_uncertain(
     if message.body is None or message.sender is None:  # never got as far as a request
         return _requeue(session, message, now, "no request was made")
     to = message.sent_to or message.phone
-    known = session.scalars(
+    known = session.scalars(  # every SID held for the number, whichever practice sent it
         select(OutboundMessage.provider_sid).where(
-            OutboundMessage.practice == message.practice,
             or_(OutboundMessage.sent_to == to, OutboundMessage.phone == to),
             OutboundMessage.provider_sid.is_not(None),
         )
