@@ -25,7 +25,7 @@ run: install
 	@$(BIN)/flask --app app credentials
 	@echo "Gateway on http://127.0.0.1:$(PORT) with its scheduler (transport as above; Ctrl-C stops both)"
 	@echo "Staff console: http://127.0.0.1:$(PORT)/console/ (an account: $(BIN)/flask --app app staff create EMAIL --practice SLUG)"
-	PATH="$(abspath $(BIN)):$$PATH" PORT=$(PORT) $(BIN)/honcho start web scheduler
+	PATH="$(abspath $(BIN)):$$PATH" PORT=$(PORT) GATEWAY_BIND=127.0.0.1 $(BIN)/honcho start web scheduler
 
 test: install postgres prism chromium lint
 	$(BIN)/pytest

@@ -32,7 +32,8 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
     from gateway import api, cli, contacts_api, db, health, openapi, review_api, transport, webhooks
 
     del contacts_api, review_api  # imported for their routes on api.bp (events_api: by openapi)
-    database = db.init_app(app, settings.database_url, pool_size=settings.dispatch_concurrency + 4)
+    database = db.init_app(app, settings.database_url, pool_size=settings.dispatch_concurrency + 4,
+                           timeout=settings.database_timeout)  # fmt: skip
     from gateway import event_outbox
 
     event_outbox.enable(database.engine, (p.slug for p in settings.practices.values()
@@ -70,6 +71,7 @@ def current_settings() -> Settings:
 
 def _register_error_handlers(app: Flask) -> None:
     from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:
@@ -86,6 +88,11 @@ def _register_error_handlers(app: Flask) -> None:
     def _database_unavailable(exc: OperationalError) -> Any:
         # Twilio then tries the number's fallback URL; the scheduling system retries.
         log.error("database unavailable: %s", type(exc.orig).__name__)
+        return jsonify(error="database unavailable"), 503
+
+    @app.errorhandler(PoolTimeout)
+    def _no_connection_free(exc: PoolTimeout) -> Any:
+        log.error("database unavailable: no pooled connection came free in time")
         return jsonify(error="database unavailable"), 503
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import urllib.error
 import urllib.parse
 import urllib.request
 import xml.etree.ElementTree as ET
+from pathlib import Path
 from typing import Any
 
 import click
@@ -37,45 +39,60 @@ def db_downgrade(revision: str) -> None:
 
 
 @click.command("credentials")
+@with_appcontext
 @click.option("--api-token", "api_token_only", is_flag=True,
               help="Print the API token alone: TOKEN=$(flask --app app credentials --api-token)")
-def credentials(api_token_only: bool) -> None:
+@click.option("--reveal", is_flag=True, help="Also show secrets the operator configured.")
+def credentials(api_token_only: bool, reveal: bool) -> None:
     """Show the transport, the API token and the webhook auth token this environment uses.
 
     They are read from this shell's environment (and, for what it does not set, the local
     development secrets in the instance folder), as the gateway reads them from its own: run
-    it with the same variables as the gateway.
+    it with the same variables as the gateway. A secret the operator configured
+    (GATEWAY_API_TOKEN, TWILIO_AUTH_TOKEN) is named, not printed, unless ``--reveal`` asks for
+    it (``make run`` runs this command); ``--api-token`` prints the API token alone.
     """
     settings = current_settings()
     if api_token_only:
         click.echo(settings.api_tokens[0])
         return
-    for line in describe_credentials(settings, os.environ):
+    generated = _generated_secrets(Path(current_app.instance_path))
+    for line in describe_credentials(settings, os.environ, generated, reveal=reveal):
         click.echo(line)
 
 
-def describe_credentials(settings: Any, env: Any) -> list[str]:
-    """What ``flask credentials`` and the ``make run`` banner say, from the settings in force."""
+def describe_credentials(
+    settings: Any, env: Any, generated: dict[str, Any], *, reveal: bool = False
+) -> list[str]:
+    """What ``flask credentials`` and the ``make run`` banner say, from the settings in force;
+    ``generated``: the local development secrets (``instance/dev-secrets.json``)."""
     if settings.twilio_account_sid:
         where = settings.twilio_api_base_url or "https://api.twilio.com"
         extra = " (TWILIO_API_BASE_URL)" if settings.twilio_api_base_url else ""
         transport = f"Twilio at {where}{extra}: texts go out through the twilio SDK"
     else:
         transport = "console: no TWILIO_ACCOUNT_SID, so the scheduler prints each text"
-    api_source = "GATEWAY_API_TOKEN" if (env.get("GATEWAY_API_TOKEN") or "").strip() else (
-        "local development token"
-    )  # fmt: skip
-    if (env.get("TWILIO_AUTH_TOKEN") or "").strip():
-        auth_source = "TWILIO_AUTH_TOKEN"
-    else:
-        auth_source = (
-            "local development token; a gateway started with TWILIO_AUTH_TOKEN checks "
-            "signatures with that instead: set it here too"
+
+    def shown(value: str, name: str, variable: str) -> tuple[str, str]:
+        if value == generated.get(name):
+            return "local development token", value
+        if reveal:
+            return variable, value
+        return variable, f"set by the operator ({variable}); not shown (--reveal shows it)"
+
+    api_source, api_token = shown(settings.api_tokens[0], "api_token", "GATEWAY_API_TOKEN")
+    auth_source, auth_token = shown(
+        settings.twilio_auth_token, "twilio_auth_token", "TWILIO_AUTH_TOKEN"
+    )
+    if auth_source == "local development token" and not settings.twilio_account_sid:
+        auth_source += (
+            "; a gateway started with TWILIO_AUTH_TOKEN checks signatures with that instead: "
+            "set it here too"
         )
     return [
         f"Transport: {transport}",
-        f"API token ({api_source}; Authorization: Bearer ...): {settings.api_tokens[0]}",
-        f"Webhook auth token ({auth_source}): {settings.twilio_auth_token}",
+        f"API token ({api_source}; Authorization: Bearer ...): {api_token}",
+        f"Webhook auth token ({auth_source}): {auth_token}",
         f"Webhooks signed for: {default_url(settings, env)} "
         + ("(PUBLIC_BASE_URL)" if settings.public_base_url else "(no PUBLIC_BASE_URL: the URL "
            "the gateway is called at)"),
@@ -88,6 +105,14 @@ def default_url(settings: Any, env: Any) -> str:
         return settings.public_base_url
     port = (env.get("PORT") or "").strip() or "8000"
     return f"http://127.0.0.1:{port}"
+
+
+def _generated_secrets(instance: Path) -> dict[str, Any]:
+    try:
+        values = json.loads((instance / "dev-secrets.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return values if isinstance(values, dict) else {}
 
 
 @click.command("text")

@@ -131,6 +131,8 @@ class Settings:
     scheduler_metrics_port: int | None = None
     #: ``text`` (default) or ``json``: one JSON object per log line
     log_format: str = "text"
+    #: bound on each database wait of a web request (seconds; ``gateway.db``)
+    database_timeout: float = 3.0
     #: sender (E.164 or MG SID) -> (practice slug, categories)
     _senders: Mapping[str, tuple[str, tuple[Category, ...]]] = field(
         default_factory=dict, repr=False
@@ -264,6 +266,7 @@ def load_settings(env: Mapping[str, str], instance_path: Path) -> Settings:
         dispatch_concurrency=int(_env_number(env, "GATEWAY_DISPATCH_CONCURRENCY", 16, 1, 256)),
         dispatch_lease=_env_number(env, "GATEWAY_DISPATCH_LEASE", 120, 5, 3600),
         reconcile_after=_env_number(env, "GATEWAY_RECONCILE_AFTER", 900, 1, 7 * 86400),
+        database_timeout=_env_number(env, "GATEWAY_DATABASE_TIMEOUT", 3.0, 0.5, 60),
         database_url=database_url,
         practices=practices,
         api_tokens=tokens,

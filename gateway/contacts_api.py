@@ -214,7 +214,11 @@ def record_consent(phone_text: str) -> Any:
 def request_marketing_consent(phone_text: str) -> Any:
     """Record a web form's express written consent to marketing and text the patient for YES."""
     payload = json_object()
-    practice = practice_from(payload.pop("practice", None))
+    named = payload.pop("practice", None)
+    query = request.args.get("practice")
+    if named and query and named != query:
+        raise ValidationFailed({"practice": "the query and the body name different practices"})
+    practice = practice_from(named or query)  # like every other call: ?practice= works too
     number = normalized_phone(phone_text)
     errors: dict[str, str] = {}
     allowed = {"disclosure", "page_url", "ip", "user_agent", "consented_at", "date_of_birth",

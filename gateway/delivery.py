@@ -143,7 +143,7 @@ def react_to_error(
 ) -> None:
     """Record what an error code says about the number (does not commit)."""
     reaction = reaction_to(code)
-    if reaction is None:
+    if reaction is None or outbox.is_erased(message.phone):  # nothing kept about an erased one
         return
     kind, unreachable = reaction
     if kind is Reaction.OPT_OUT:

@@ -22,7 +22,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -262,7 +262,8 @@ class Dispatcher:
     def _guard(self, message: OutboundMessage) -> Iterator[tuple[Session, frozenset[str]]]:
         """A session for deciding, and every number the message might go to (the patient's, a
         guardian's, an alternate) locked until the block ends: in this process, and on
-        PostgreSQL across processes (``gateway.send_lock``). So two messages to one number are
+        PostgreSQL (advisory locks) and SQLite (file locks) across processes
+        (``gateway.send_lock``). So two messages to one number are
         decided one after the other (frequency caps hold) and a consent change waits for a send
         under way. Yields (session, the numbers locked)."""
         with self.database.sessions() as session:
@@ -275,7 +276,12 @@ class Dispatcher:
         phones = frozenset(p for p in (message.phone, *(row or ())) if p)
         with self._local_locks.hold(phones):
             if not self.locking:
-                with self.database.sessions() as session:
+                # SQLite: file locks shared with the web process, taken before any transaction
+                files = send_lock.file_locks(self.database.engine)
+                with (
+                    files.hold(phones) if files else nullcontext(),
+                    self.database.sessions() as session,
+                ):
                     yield session, phones
                 return
             with self.database.engine.connect() as connection:
@@ -308,6 +314,9 @@ class Dispatcher:
         """Apply the policy; for a send, render it, wait for the sender's slot, and commit
         ``send_started_at``."""
         now = self.clock()
+        if outbox.is_erased(message.phone):  # never sent: its number was erased
+            return self._leave(session, message, "none", status=OutboxStatus.CANCELLED,
+                               reason="erased")  # fmt: skip
         practice = self.settings.practices.get(message.practice)
         if practice is None:  # removed from the practices file since enqueue
             reason = SkipReason.NO_SENDER.value
@@ -345,13 +354,15 @@ class Dispatcher:
                 return self._behind_pace(session, message, sender, slot)
             self.pacer.wait(slot)  # the recipient's lock is still held: no STOP slips in
             now = self.clock()
+        # still ours and still for this number: an erasure cancels what is claimed but not
+        # started, and nothing personal is written back into an erased row
         started = outbox.transition(
-            session, message.id, OutboxStatus.SENDING, owner=self.owner,
+            session, message.id, OutboxStatus.SENDING, owner=self.owner, phone=message.phone,
             send_started_at=now, body=body, sender=sender, sent_to=recipient,
         )  # fmt: skip
         session.commit()
         if not started:
-            log.warning("message %s: lease lost before sending; left to its new owner", message.id)
+            log.warning("message %s: lease lost (or erased) before sending; not sent", message.id)
             return "none"
         message.sender = sender
         sms = OutboundSms(
@@ -478,20 +489,29 @@ class Dispatcher:
     def _fail(self, message: OutboundMessage, attempts: int, exc: PermanentSendError) -> _Outcome:
         now = self.clock()
         with self.database.sessions() as session:
-            if outbox.transition(
-                session, message.id, _IN_FLIGHT, status=OutboxStatus.FAILED, attempts=attempts,
-                error_code=exc.code, completed_at=now, reason=str(exc),
-                lease_owner=None, lease_expires_at=None,
-            ):  # fmt: skip
+            values = dict(status=OutboxStatus.FAILED, attempts=attempts, error_code=exc.code,
+                          completed_at=now, reason=str(exc), lease_owner=None,
+                          lease_expires_at=None)  # fmt: skip
+            if outbox.transition(session, message.id, _IN_FLIGHT, phone=message.phone, **values):
                 event_outbox.reminder_moved(session, message, OutboxStatus.FAILED, now)
-            if exc.code is not None:
-                react_to_error(session, self.settings, message, exc.code, now)
+                if exc.code is not None:
+                    react_to_error(session, self.settings, message, exc.code, now)
+            else:  # erased while Twilio answered: the outcome only, nothing about the number
+                outbox.transition(session, message.id, _IN_FLIGHT, **values)
             session.commit()
         return f"failed:{exc.code or 'unknown'}"
 
     def _record(self, message: OutboundMessage, **values: Any) -> None:
+        """Record a send's outcome (never anything personal: that was written before the send).
+        A message erased while Twilio answered keeps its outcome but is never tried again."""
         with self.database.sessions() as session:
-            if outbox.transition(session, message.id, _IN_FLIGHT, lease_owner=None,
-                                 lease_expires_at=None, **values):  # fmt: skip
+            values.update(lease_owner=None, lease_expires_at=None)
+            if outbox.transition(session, message.id, _IN_FLIGHT, phone=message.phone,
+                                 **values):  # fmt: skip
                 event_outbox.reminder_moved(session, message, values["status"], self.clock())
+            else:  # erased while sending: the outcome only, nothing about the number
+                if values["status"] in (OutboxStatus.SCHEDULED, OutboxStatus.UNCERTAIN):
+                    values.update(status=OutboxStatus.CANCELLED,
+                                  reason="erased while sending; not tried again")  # fmt: skip
+                outbox.transition(session, message.id, _IN_FLIGHT, **values)
             session.commit()

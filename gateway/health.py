@@ -3,17 +3,20 @@ balancers and monitors.
 
 ``200 {"status": "ok", "database": "ok"}`` when all is well. When possible opt-outs have waited
 for staff review longer than a practice's ``review_alert_hours``, the answer is still ``200`` (the
-service is up) with ``"status": "attention"`` and ``"review_queue": {slug: {"overdue": n,
-"alert_hours": h}}``: monitors alert on the field, since the FCC wants revocations honoured
-promptly. ``503`` when the database cannot be reached (or queried).
+service is up) with ``"status": "attention"`` and ``"review_queue": {"overdue": n}``: monitors
+alert on the field, since the FCC wants revocations honoured promptly. The endpoint needs no
+credentials, so it names no practice; with an API bearer token, ``review_queue`` also has
+``"practices": {slug: {"overdue": n, "alert_hours": h}}`` for the practices the token may see.
+``503`` when the database cannot be reached (or queried).
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 from typing import Any
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, jsonify, request
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -44,8 +47,30 @@ def healthz() -> Any:
         return jsonify(status="unavailable", database="error"), 503
     if not overdue:
         return jsonify(status="ok", database="ok")
-    queue = {
-        slug: {"overdue": count, "alert_hours": practices[slug].review_alert_hours}
-        for slug, count in sorted(overdue.items())
-    }
+    queue: dict[str, Any] = {"overdue": sum(overdue.values())}
+    scope = _token_scope()
+    if scope is not False:  # a valid API token: the detail, within its scope
+        queue["practices"] = {
+            slug: {"overdue": count, "alert_hours": practices[slug].review_alert_hours}
+            for slug, count in sorted(overdue.items())
+            if scope is None or slug in scope
+        }
     return jsonify(status="attention", database="ok", review_queue=queue)
+
+
+def _token_scope() -> frozenset[str] | None | bool:
+    """The practices the request's bearer token may see (None: all), or False without a valid
+    token (compared in constant time with every token, as the API does)."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    supplied = token.strip().encode()
+    if scheme.lower() != "bearer" or not supplied:
+        return False
+    settings = current_settings()
+    matched = None
+    for known in settings.api_tokens:
+        if hmac.compare_digest(supplied, known.encode()):
+            matched = known
+    if matched is None:
+        return False
+    scope = settings.token_scopes.get(matched)
+    return None if scope is None else frozenset(scope)

@@ -7,28 +7,46 @@ from __future__ import annotations
 import logging
 import re
 from typing import Any
+from urllib.parse import unquote
 
 from gunicorn.glogging import Logger as GunicornBaseLogger
 
-# 10-15 digits, optionally after + or %2B, with spaces, %20, dots, dashes or brackets between
-# them; not inside a longer word (a Message SID's hex digits stay as they are)
+#: a phone number in a text, read after percent-decoding: 10 to 15 digits in runs separated by
+#: at most three spaces (any Unicode space, e.g. a non-breaking one), brackets, dots, dashes,
+#: slashes or plus signs (``+`` is a space in a query string); not after a letter or digit (a
+#: Message SID's hex digits stay as they are), but whatever follows (``13055550177x``)
 _NUMBER = re.compile(
-    r"(?<![A-Za-z0-9])(?P<plus>\+|%2[bB])?\(?(?:\d(?:[\s().\-]|%20){0,3}){9,14}\d(?![A-Za-z0-9])"
+    r"(?<![^\W_])(?P<plus>\+)?\(?(?:\d[\s().\-/+]{0,3}){9,14}\d(?!\d)"
 )
+#: a percent-escape (URL encoding): the text is decoded before it is searched
+_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+
+
+def _decoded(text: str) -> str:
+    """``text`` percent-decoded, as often as it was encoded (at most three times)."""
+    for _ in range(3):
+        if not _ESCAPE.search(text):
+            break
+        text = unquote(text, errors="replace")
+    return text
 
 
 def mask_numbers(text: str) -> str:
-    """``+13055550123`` -> ``+1******0123``, ``(305) 555-0123`` -> ``******0123``; in plain,
-    punctuated and URL-encoded forms."""
+    """``+13055550123`` -> ``+1******0123``, ``(305) 555-0123`` -> ``******0123``.
+
+    Numbers are found by their digits, whatever the format, after percent-decoding (``%2B``,
+    ``%28``/``%29``, ``%C2%A0``...): a line with a number in it is logged decoded, masked.
+    """
 
     def mask(match: re.Match[str]) -> str:
-        body = match.group()[len(match.group("plus") or "") :].replace("%20", " ")
-        digits = re.sub(r"\D", "", body)
+        digits = re.sub(r"\D", "", match.group())
         if match.group("plus"):
             return f"+{digits[0]}{'*' * (len(digits) - 5)}{digits[-4:]}"
         return f"{'*' * (len(digits) - 4)}{digits[-4:]}"
 
-    return _NUMBER.sub(mask, text)
+    decoded = _decoded(text)
+    masked, count = _NUMBER.subn(mask, decoded)
+    return masked if count else text
 
 
 class MaskNumbers(logging.Filter):

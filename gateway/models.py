@@ -406,3 +406,17 @@ class EventDelivery(Base):
     last_error: Mapped[str | None] = mapped_column(String(200))
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SignInFailure(Base):
+    """One failed console sign-in from a client address, kept for the throttle's window so that
+    every web worker counts the same failures (``gateway.console.throttle``). Holds a keyed hash
+    of the address, not the address."""
+
+    __tablename__ = "console_sign_in_failures"
+    __table_args__ = (Index("ix_sign_in_failures_address", "address_hash", "failed_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: HMAC-SHA256 of the client address
+    address_hash: Mapped[str] = mapped_column(String(64))
+    failed_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -400,7 +400,7 @@ DOCUMENT: dict[str, Any] = {
             "post": {
                 "summary": "Record a web form's express written consent to marketing and text "
                 "the patient for YES (double opt-in); marketing stays pending until then",
-                "parameters": [_PHONE],
+                "parameters": [_PHONE, _PRACTICE_OR_BODY],
                 "requestBody": {
                     "required": True,
                     "content": {
@@ -532,16 +532,24 @@ DOCUMENT: dict[str, Any] = {
                                 "database": {"type": "string", "enum": ["ok"]},
                                 "review_queue": {
                                     "type": "object",
-                                    "description": "Per practice with overdue possible "
-                                    "opt-outs (status `attention`)",
-                                    "additionalProperties": {
-                                        "type": "object",
-                                        "properties": {
-                                            "overdue": {"type": "integer"},
-                                            "alert_hours": {"type": "number"},
+                                    "description": "Overdue possible opt-outs (status "
+                                    "`attention`): a count; per practice only with an API "
+                                    "bearer token (the token's practices)",
+                                    "properties": {
+                                        "overdue": {"type": "integer"},
+                                        "practices": {
+                                            "type": "object",
+                                            "additionalProperties": {
+                                                "type": "object",
+                                                "properties": {
+                                                    "overdue": {"type": "integer"},
+                                                    "alert_hours": {"type": "number"},
+                                                },
+                                                "required": ["overdue", "alert_hours"],
+                                            },
                                         },
-                                        "required": ["overdue", "alert_hours"],
                                     },
+                                    "required": ["overdue"],
                                 },
                             },
                             "required": ["status", "database"],

@@ -123,9 +123,11 @@ def transition(
     expected: OutboxStatus | Iterable[OutboxStatus],
     *,
     owner: str | None = None,
+    phone: str | None = None,
     **values: Any,
 ) -> bool:
-    """Set ``values`` if the message is still in ``expected`` (and leased by ``owner``, if given).
+    """Set ``values`` if the message is still in ``expected`` (and leased by ``owner``, and still
+    for ``phone``, not erased meanwhile, if given).
 
     Does not commit. Returns whether the row was updated.
     """
@@ -136,6 +138,8 @@ def transition(
     ]
     if owner is not None:
         conditions.append(OutboundMessage.lease_owner == owner)
+    if phone is not None:
+        conditions.append(OutboundMessage.phone == phone)
     values = {k: (v.value if isinstance(v, OutboxStatus) else v) for k, v in values.items()}
     values.setdefault("updated_at", utcnow())
     result = session.execute(
@@ -143,6 +147,15 @@ def transition(
         execution_options={"synchronize_session": False},
     )
     return result.rowcount == 1
+
+
+#: an erased message's number is replaced by this prefix and a keyed hash (``gateway.rights``)
+ERASED_PREFIX = "x"
+
+
+def is_erased(phone: str | None) -> bool:
+    """Whether a message's number was erased (numbers are stored in E.164, ``+...``)."""
+    return bool(phone) and phone.startswith(ERASED_PREFIX)  # type: ignore[union-attr]
 
 
 def cancel(session: Session, message: OutboundMessage) -> bool:

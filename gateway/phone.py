@@ -1,9 +1,14 @@
 """Phone numbers: parse anything a person types into E.164, mask for logs, find time zones.
 
-Pure functions over the ``phonenumbers`` library; no I/O.
+Pure functions over the ``phonenumbers`` library and one data file read once (the time zones of
+area codes that span several).
 """
 
 from __future__ import annotations
+
+import csv
+from functools import cache
+from pathlib import Path
 
 import phonenumbers
 from phonenumbers import timezone as pn_timezone
@@ -91,13 +96,32 @@ def time_zones(e164: str) -> tuple[str, ...]:
 
     A US area code usually maps to one zone; toll-free and non-geographic numbers map to dozens,
     which tells nothing, so those give an empty tuple (the caller falls back to the practice's).
+    phonenumbers names one zone per prefix even where an area code spans two (308: Central and
+    Mountain; 850: Eastern and Central): for those, every zone of the area code is added, from
+    ``data/nanp_area_code_zones.csv`` (public sources named in the file).
     """
     try:
-        zones = pn_timezone.time_zones_for_number(parse(e164))
+        number = parse(e164)
     except InvalidPhoneNumber:
         return ()
+    zones = pn_timezone.time_zones_for_number(number)
     zones = tuple(z for z in zones if z != _UNKNOWN_ZONE)
-    return zones if 0 < len(zones) <= 4 else ()
+    zones = zones if 0 < len(zones) <= 4 else ()
+    if number.country_code == 1:
+        spanned = area_code_zones().get(str(number.national_number)[:3], ())
+        zones = tuple(dict.fromkeys((*spanned, *zones)))
+    return zones
+
+
+AREA_CODE_ZONES = Path(__file__).parent / "data" / "nanp_area_code_zones.csv"
+
+
+@cache
+def area_code_zones() -> dict[str, tuple[str, ...]]:
+    """NANP area code -> every IANA zone observed in it, for the codes that span several."""
+    with AREA_CODE_ZONES.open(encoding="utf-8", newline="") as file:
+        rows = csv.DictReader(line for line in file if not line.startswith("#"))
+        return {row["area_code"]: tuple(row["time_zones"].split(";")) for row in rows}
 
 
 #: number types that cannot receive a text message

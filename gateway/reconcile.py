@@ -19,6 +19,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from gateway import delivery, event_outbox, outbox
@@ -71,23 +72,47 @@ def run(
     with database.sessions() as session:
         messages = due(session, now)
     for message in messages:
-        with database.sessions() as session:
-            try:
-                if message.status == OutboxStatus.SENT.value:
-                    counts[_check_sent(session, settings, transport, message, now)] += 1
-                else:
-                    counts[_find_uncertain(session, settings, transport, message, now)] += 1
-            except LookupUnsupported:
-                _later(session, message, now + timedelta(days=1),
-                       reason="this transport cannot look messages up")  # fmt: skip
-                counts["unsupported"] += 1
-            except SendError as exc:
-                _later(session, message, now + UNREACHABLE_RETRY)
-                counts["unreachable"] += 1
-                log.warning("reconcile message %s: %s", message.id, exc)
+        try:
+            counts[_one(database, settings, transport, message, now)] += 1
+        except OperationalError:  # the database is away: the scheduler waits for it
+            raise
+        except Exception:  # one message's trouble must not stop the others
+            log.exception("reconcile message %s failed; looked at again later", message.id)
+            counts["failed"] += 1
+            _postpone(database, message, now + UNREACHABLE_RETRY)
     if messages:
         log.info("reconciliation: %s", dict(counts))
     return counts
+
+
+def _one(
+    database: Database, settings: Settings, transport: Transport, message: OutboundMessage,
+    now: datetime,
+) -> str:  # fmt: skip
+    """Reconcile one message in its own session; returns what happened."""
+    with database.sessions() as session:
+        try:
+            if message.status == OutboxStatus.SENT.value:
+                return _check_sent(session, settings, transport, message, now)
+            return _find_uncertain(session, settings, transport, message, now)
+        except LookupUnsupported:
+            _later(session, message, now + timedelta(days=1),
+                   reason="this transport cannot look messages up")  # fmt: skip
+            return "unsupported"
+        except SendError as exc:
+            _later(session, message, now + UNREACHABLE_RETRY)
+            log.warning("reconcile message %s: %s", message.id, exc)
+            return "unreachable"
+
+
+def _postpone(database: Database, message: OutboundMessage, when: datetime) -> None:
+    """Look at a message that failed to reconcile again later, so that it does not come first
+    in every pass (best effort: the database may be what failed)."""
+    try:
+        with database.sessions() as session:
+            _later(session, message, when)
+    except Exception:
+        log.warning("reconcile message %s: could not postpone it", message.id)
 
 
 def _check_sent(
@@ -109,9 +134,22 @@ def _find_uncertain(
     now: datetime,
 ) -> str:  # fmt: skip
     started = message.send_started_at or message.updated_at
+    if outbox.is_erased(message.phone):  # nothing to look it up by, and never resent
+        moved = outbox.transition(session, message.id, OutboxStatus.UNCERTAIN,
+                                  status=OutboxStatus.CANCELLED, reason="erased")  # fmt: skip
+        session.commit()
+        return "cancelled" if moved else "changed"
     if message.body is None or message.sender is None:  # never got as far as a request
         return _requeue(session, message, now, "no request was made")
-    found = transport.find(message.sent_to or message.phone, message.body, started)
+    to = message.sent_to or message.phone
+    known = session.scalars(  # every SID held for the number, whichever practice sent it
+        select(OutboundMessage.provider_sid).where(
+            or_(OutboundMessage.sent_to == to, OutboundMessage.phone == to),
+            OutboundMessage.provider_sid.is_not(None),
+        )
+    ).all()
+    session.rollback()  # no transaction held while Twilio answers
+    found = transport.find(to, message.body, started, exclude=frozenset(known))
     if found is None:
         if now - started < SETTLE:
             _later(session, message, started + SETTLE)

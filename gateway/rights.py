@@ -13,10 +13,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
-from gateway import audit, consent, contacts
+from gateway import audit, consent, contacts, send_lock
 from gateway.config import Practice, Settings
 from gateway.domain import ConsentStatus, OutboxStatus
 from gateway.models import (
@@ -27,6 +27,7 @@ from gateway.models import (
     Suppression,
     utcnow,
 )
+from gateway.outbox import ERASED_PREFIX
 from gateway.privacy import phone_hash
 
 
@@ -67,7 +68,13 @@ def erase(
     session: Session, settings: Settings, practice: Practice, phone: str, *, actor: str,
     now: datetime | None = None,
 ) -> dict[str, int]:  # fmt: skip
-    """Erase one number's personal data in one practice (one transaction; commits)."""
+    """Erase one number's personal data in one practice (one transaction; commits).
+
+    Takes the number's send lock first (``gateway.send_lock``), as a STOP does: a send under way
+    finishes before the erasure, and none starts after it. What is not yet in Twilio's hands is
+    cancelled, claimed or not; what may be (``uncertain``) is never tried again.
+    """
+    send_lock.exclusive(session, phone)
     now = now or utcnow()
     key = settings.hash_key
     hashed = phone_hash(key, phone)
@@ -84,13 +91,21 @@ def erase(
             suppressed += 1
 
     mine = (OutboundMessage.practice == practice.slug, OutboundMessage.phone == phone)
+    not_handed_over = or_(
+        OutboundMessage.status.in_(
+            [OutboxStatus.SCHEDULED.value, OutboxStatus.UNCERTAIN.value]
+        ),  # uncertain: Twilio may have it, but it is never looked up or resent now
+        and_(OutboundMessage.status == OutboxStatus.SENDING.value,
+             OutboundMessage.send_started_at.is_(None)),  # claimed by a dispatcher, not started
+    )  # fmt: skip
     cancelled = session.execute(
         update(OutboundMessage)
-        .where(*mine, OutboundMessage.status == OutboxStatus.SCHEDULED.value)
-        .values(status=OutboxStatus.CANCELLED.value, reason="erased", updated_at=now),
+        .where(*mine, not_handed_over)
+        .values(status=OutboxStatus.CANCELLED.value, reason="erased", lease_owner=None,
+                lease_expires_at=None, updated_at=now),
         execution_options={"synchronize_session": False},
-    ).rowcount
-    marker = "x" + hashed[:16]  # keeps delivery statistics, not the number
+    ).rowcount  # fmt: skip
+    marker = ERASED_PREFIX + hashed[:16]  # keeps delivery statistics, not the number
     anonymised = session.execute(
         update(OutboundMessage)
         .where(*mine)

@@ -29,6 +29,7 @@ import math
 import secrets
 import sys
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -149,7 +150,9 @@ class Transport(Protocol):
 
     def fetch(self, sid: str) -> SendResult: ...
 
-    def find(self, to: str, body: str, since: datetime) -> SendResult | None: ...
+    def find(
+        self, to: str, body: str, since: datetime, exclude: Collection[str] = ()
+    ) -> SendResult | None: ...
 
 
 class _HttpClient(TwilioHttpClient):
@@ -259,12 +262,16 @@ class TwilioTransport:
             raise _network_error("send", exc) from None
         return SendResult(sid=str(message.sid), status=str(message.status))
 
-    def find(self, to: str, body: str, since: datetime) -> SendResult | None:
+    def find(
+        self, to: str, body: str, since: datetime, exclude: Collection[str] = ()
+    ) -> SendResult | None:
         """The message with this ``body`` sent to ``to`` at or after ``since``, if Twilio has one.
 
         For a send whose outcome is unknown (the process died, or no answer came): Twilio lists
         the messages to a number newest first; the newest page is enough for one send's minutes.
-        Raises SendError when Twilio cannot be asked.
+        Messages whose SID is in ``exclude`` (already recorded for other sends: the same text
+        may well have gone to the same number before) are passed over; of the rest, the one
+        created closest to ``since`` wins. Raises SendError when Twilio cannot be asked.
         """
         earliest = since - _CLOCK_SKEW
         try:
@@ -273,11 +280,19 @@ class TwilioTransport:
             raise self._twilio_error("list", exc) from None
         except requests.RequestException as exc:
             raise _network_error("list", exc, may_have_arrived=False) from None
-        for message in listed:
+        candidates = [
+            m for m in listed
+            if m.body == body and m.sid not in exclude
+            and (m.date_created is None or m.date_created >= earliest)
+        ]  # fmt: skip
+        if not candidates:
+            return None
+
+        def distance(message: Any) -> float:
             created = message.date_created
-            if message.body == body and (created is None or created >= earliest):
-                return _result(message)
-        return None
+            return abs((created - since).total_seconds()) if created else float("inf")
+
+        return _result(min(candidates, key=distance))
 
     def fetch(self, sid: str) -> SendResult:
         """The message's current status at Twilio (for reconciliation); raises SendError."""
@@ -409,7 +424,9 @@ class ConsoleTransport:
     def fetch(self, sid: str) -> SendResult:
         raise LookupUnsupported("the console transport cannot look messages up")
 
-    def find(self, to: str, body: str, since: datetime) -> SendResult | None:
+    def find(
+        self, to: str, body: str, since: datetime, exclude: Collection[str] = ()
+    ) -> SendResult | None:
         raise LookupUnsupported("the console transport cannot look messages up")
 
 

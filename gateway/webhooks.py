@@ -17,7 +17,7 @@ from flask import Blueprint, Response, jsonify, request
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from gateway import current_settings, delivery, inbound, log_context, metrics, phone
+from gateway import current_settings, delivery, inbound, log_context, metrics, phone, send_lock
 from gateway.db import get_session
 
 log = logging.getLogger(__name__)
@@ -131,7 +131,10 @@ def inbound_message() -> Response:
         num_media=num_media,
         opt_out_type=opt_out_type,
     )
-    result = inbound.handle(get_session(), sms)
+    session = get_session()
+    # SQLite: the number's lock before the transaction (a STOP waits for a send under way)
+    send_lock.before(session, [from_phone])
+    result = inbound.handle(session, sms)
     metrics.INBOUND_MESSAGES.labels(
         practice.slug, result.intent.value, "true" if result.duplicate else "false"
     ).inc()

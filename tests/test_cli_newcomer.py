@@ -77,11 +77,13 @@ def test_a_signature_mismatch_says_what_to_align(database_url, make_app, served)
     ],
 )  # fmt: skip
 def test_credentials_tell_the_transport_and_tokens(database_url, make_app, settings, transport):
-    output = invoke(make_app(database_url, **settings), ["credentials"],
-                    GATEWAY_API_TOKEN=API_TOKEN).output  # fmt: skip
+    app = make_app(database_url, **settings)
+    output = invoke(app, ["credentials"], GATEWAY_API_TOKEN=API_TOKEN).output
     lines = output.splitlines()
     assert lines[0].startswith(transport), output
-    assert lines[1].startswith("API token (GATEWAY_API_TOKEN") and lines[1].endswith(API_TOKEN)
+    assert lines[1].startswith("API token (GATEWAY_API_TOKEN") and API_TOKEN not in output
+    revealed = invoke(app, ["credentials", "--reveal"], GATEWAY_API_TOKEN=API_TOKEN).output
+    assert revealed.splitlines()[1].endswith(API_TOKEN)
     assert "Webhook auth token" in lines[2]
     assert lines[3] == "Webhooks signed for: https://gateway.example.test (PUBLIC_BASE_URL)"
 

@@ -298,3 +298,16 @@ def test_with_express_consent_the_length_limit_does_not_apply(api, dispatcher):
 def test_the_birth_date_is_taken_as_a_date(api):
     patch(api, date_of_birth=date(1990, 4, 1).isoformat())
     assert api.contact()["date_of_birth"] == "1990-04-01"
+
+
+def test_marketing_consent_names_its_practice_in_the_query_like_every_other_call(api):
+    form = {k: v for k, v in FORM.items() if k != "practice"}
+    response = api.post(f"/api/v1/contacts/{PATIENT}/marketing-consent", json=form,
+                        query_string={"practice": FORM["practice"]})  # fmt: skip
+    assert response.status_code == 202, response.get_json()
+    assert api.contact(practice=FORM["practice"])["consent"]["marketing"]["status"] == "pending"
+    other = "shared" if FORM["practice"] != "shared" else "split"
+    clash = api.post(f"/api/v1/contacts/{PATIENT}/marketing-consent", json=FORM,
+                     query_string={"practice": other})  # fmt: skip
+    assert clash.status_code == 422
+    assert "practice" in clash.get_json()["errors"]

@@ -21,7 +21,13 @@ from sqlalchemy import func, select
 
 from conftest import PATIENT, get_database_of
 from gateway.console import accounts
-from gateway.models import AuditEvent, ConsentEvent, StaffAccount, StaffSession
+from gateway.models import (
+    AuditEvent,
+    ConsentEvent,
+    SignInFailure,
+    StaffAccount,
+    StaffSession,
+)
 
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 COOKIE = "gateway_console"
@@ -172,6 +178,25 @@ def test_many_failures_from_one_address_are_refused_before_any_password_check(ap
     response = sign_in(client)  # the right password, but from the same address
     assert response.status_code == 429
     assert "Too many failed sign-ins" in text_of(response)
+
+
+def test_the_limit_per_address_holds_across_web_workers(app, make_app, database_url, staff):
+    """Two apps on one database stand for two gunicorn workers: the failures counted by one
+    refuse the address on the other. Only a keyed hash of the address is stored."""
+    other = make_app(database_url)
+    for worker in (app, other):
+        worker.extensions["console.failed_sign_ins"].limit = 4
+    first, second = app.test_client(), other.test_client()
+    for n in range(2):
+        assert sign_in(first, email=f"guess{n}@shared.example").status_code == 401
+        assert sign_in(second, email=f"other{n}@shared.example").status_code == 401
+    assert sign_in(first).status_code == 429
+    assert sign_in(second).status_code == 429
+    with get_database_of(app).sessions() as session:
+        stored = session.scalars(select(SignInFailure.address_hash)).all()
+    assert len(stored) == 4 and all("127.0.0.1" not in h for h in stored)
+    with time_machine.travel(datetime.now(UTC) + timedelta(minutes=16), tick=False):
+        assert sign_in(second).status_code == 303  # the window passed
 
 
 def test_forms_without_the_sessions_csrf_token_are_refused(app, client, staff):

@@ -26,7 +26,7 @@ from conftest import (
 from gateway import reconcile, retry
 from gateway.dispatch import Dispatcher
 from gateway.models import Base, OutboundMessage, utcnow
-from twilio_server import Hold, Reply, TwilioServer
+from twilio_server import Delay, Hold, Reply, TwilioServer
 
 ACCOUNT_SID = "AC" + "1" * 32
 
@@ -303,3 +303,76 @@ def test_due_time_is_respected_over_http(live):
     body = reminder_body(send_at=later, expires_at=None)
     assert live.http.post(live.url + "/api/v1/reminders", json=body, timeout=60).status_code == 201
     assert live.dispatcher().run_pass().claimed == 0
+
+
+def test_an_uncertain_message_never_takes_the_sid_of_an_identical_text_already_sent(live):
+    """X: Twilio hangs past the client's timeout, then answers 503 (nothing taken). Y, the same
+    text to the same number, is sent. Reconciling X must not take Y's SID (which would break the
+    unique SID and stop every reconciliation after it): X goes back to the outbox."""
+    assert "START" not in live.text("START").text  # explicit consent: no frequency caps
+    _impatient_transport(live)
+    live.twilio.script(Delay(1.0, then=Reply(503)))
+    clock = Clock(utcnow() + timedelta(seconds=30))  # X and Y are both due
+    dispatcher = live.dispatcher(clock=clock)
+    assert live.enqueue(id="appt-x").status_code == 201
+    assert dispatcher.run_pass().uncertain == 1
+    time.sleep(1.0)  # Twilio's late 503: it never took X
+    assert live.enqueue(id="appt-y").status_code == 201
+    assert dispatcher.run_pass().sent == 1
+    (y,) = live.twilio.messages
+    assert live.reminder("appt-y")["provider_sid"] == y["sid"]
+    assert live.reminder("appt-y")["status"] == "sent"
+
+    assert _reconcile(live, clock.advance(minutes=5)) == {"requeued": 1}
+    x = live.reminder("appt-x")
+    assert (x["status"], x["provider_sid"]) == ("scheduled", None)
+    assert live.reminder("appt-y")["provider_sid"] == y["sid"]
+
+
+def test_reconciliation_prefers_the_closest_unrecorded_message(live):
+    """Two identical texts at Twilio, one recorded for Y: the uncertain X takes the other one."""
+    assert "START" not in live.text("START").text
+    _impatient_transport(live)
+    clock = Clock(utcnow() + timedelta(seconds=30))  # X and Y are both due
+    dispatcher = live.dispatcher(clock=clock)
+    live.twilio.script(Delay(1.0))  # Twilio takes X, the answer comes too late
+    assert live.enqueue(id="appt-x").status_code == 201
+    assert dispatcher.run_pass().uncertain == 1
+    deadline = time.monotonic() + 5
+    while not live.twilio.messages and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert live.enqueue(id="appt-y").status_code == 201
+    assert dispatcher.run_pass().sent == 1
+    x_sid, y_sid = (m["sid"] for m in live.twilio.messages)
+    assert live.reminder("appt-y")["provider_sid"] == y_sid  # the newest on Twilio's list
+
+    assert _reconcile(live, clock.advance(minutes=5)) == {"found": 1}
+    assert live.reminder("appt-x")["provider_sid"] == x_sid
+    assert live.reminder("appt-x")["status"] == "sent"
+
+
+def test_one_message_that_fails_to_reconcile_does_not_stop_the_others(live):
+    """A lookup that fails unexpectedly for one message: the next ones are still reconciled."""
+    from gateway.transport import TwilioTransport
+
+    class Flaky(TwilioTransport):
+        calls = 0
+
+        def find(self, *args, **kwargs):
+            Flaky.calls += 1
+            if Flaky.calls == 1:
+                raise RuntimeError("a bug in one row")
+            return super().find(*args, **kwargs)
+
+    live.app.extensions["gateway.transport"].close()
+    live.app.extensions["gateway.transport"] = Flaky(
+        ACCOUNT_SID, AUTH_TOKEN, api_base_url=live.twilio.url, timeout=0.3
+    )
+    live.twilio.script(Delay(1.0, then=Reply(503)), Delay(1.0, then=Reply(503)))
+    clock = Clock(utcnow() + timedelta(seconds=30))  # X and Y are both due
+    dispatcher = live.dispatcher(clock=clock, concurrency=1)
+    for n in range(2):
+        assert live.enqueue(id=f"appt-{n}", to=patient(n)).status_code == 201
+    assert dispatcher.run_pass().uncertain == 2
+    assert _reconcile(live, clock.advance(minutes=5)) == {"failed": 1, "requeued": 1}
+    assert _reconcile(live, clock.advance(minutes=10)) == {"requeued": 1}

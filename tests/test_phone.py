@@ -273,3 +273,46 @@ def test_mask_never_shows_more_than_country_code_and_four_digits(text: str) -> N
     except InvalidPhoneNumber:
         return
     assert_masked(e164, mask(e164))
+
+
+@pytest.mark.parametrize(
+    ("area_code", "zones"),
+    [
+        ("308", {"America/Chicago", "America/Denver"}),
+        ("850", {"America/New_York", "America/Chicago"}),
+        ("448", {"America/New_York", "America/Chicago"}),
+        ("812", {"America/New_York", "America/Chicago"}),
+        ("906", {"America/New_York", "America/Chicago"}),
+        ("208", {"America/Boise", "America/Los_Angeles"}),
+        ("541", {"America/Los_Angeles", "America/Boise"}),
+        ("605", {"America/Chicago", "America/Denver"}),
+        ("701", {"America/Chicago", "America/Denver"}),
+        ("807", {"America/Toronto", "America/Winnipeg"}),
+        ("709", {"America/St_Johns", "America/Goose_Bay"}),
+        ("306", {"America/Regina", "America/Edmonton"}),
+        ("212", {"America/New_York"}),  # not split: phonenumbers' answer
+        ("312", {"America/Chicago"}),
+    ],
+)  # fmt: skip
+def test_time_zones_of_split_area_codes(area_code: str, zones: set[str]) -> None:
+    assert zones <= set(time_zones(f"+1{area_code}5550100"))
+    if len(zones) == 1:
+        assert set(time_zones(f"+1{area_code}5550100")) == zones
+
+
+def test_the_area_code_table_is_well_formed() -> None:
+    from zoneinfo import ZoneInfo
+
+    table = phone.area_code_zones()
+    assert len(table) >= 35
+    source = phone.AREA_CODE_ZONES.read_text(encoding="utf-8")
+    assert "nationalnanpa.com" in source and "49 CFR Part 71" in source
+    for area_code, zones in table.items():
+        assert len(area_code) == 3 and area_code[0] in "23456789", area_code
+        assert len(zones) >= 2 and len(set(zones)) == len(zones), area_code
+        for zone in zones:
+            ZoneInfo(zone)
+        number = phonenumbers.parse(f"+1{area_code}5550100")
+        assert number.country_code == 1
+        # phonenumbers' own zone for the code is always among them
+        assert set(phone.time_zones(f"+1{area_code}5550100")) >= set(zones)

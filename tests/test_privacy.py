@@ -4,10 +4,14 @@ suppression list, retention, and logs without numbers or bodies."""
 from __future__ import annotations
 
 import logging
+import re
 from datetime import UTC, datetime
+from urllib.parse import quote, quote_plus, unquote
 
 import pytest
 import time_machine
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from conftest import API_TOKEN, PATIENT, SHARED, new_sid
@@ -303,10 +307,55 @@ def test_retention_keeps_a_newer_state_and_suppresses_an_expiring_opt_out(app, t
         ("call 305.555.0123 now", "call ******0123 now"),
         ("sid SM0123456789abcdef0123456789abcdef", "sid SM0123456789abcdef0123456789abcdef"),
         ("at 2026-03-02T15:00:00Z", "at 2026-03-02T15:00:00Z"),
+        # what urllib.parse.quote("+1 (305) 555-0177") gives
+        ("/contacts/%2B1%20%28305%29%20555-0177", "/contacts/+1******0177"),
+        ("/contacts/+1%C2%A0305%C2%A0555%C2%A00177", "/contacts/+1******0177"),
+        ("/contacts/13055550177x?practice=a", "/contacts/*******0177x?practice=a"),
+        ("/contacts/%252B13055550177", "/contacts/+1******0177"),  # encoded twice
+        ("q=%2B1+305+555+0177&practice=a", "q=+1******0177&practice=a"),
+        ("/contacts/tel:+1-305-555-0177", "/contacts/tel:+1******0177"),
     ],
 )  # fmt: skip
 def test_numbers_are_masked_in_log_lines(line, masked):
     assert mask_numbers(line) == masked
+
+
+_SEPARATORS = st.sampled_from([" ", "-", ".", "\u00a0", "", "/", "\u2009"])
+
+
+@st.composite
+def written_numbers(draw) -> tuple[str, str]:
+    """(a NANP number's ten digits, the number as someone wrote and a client encoded it)."""
+    area = draw(st.integers(2, 9)) * 100 + draw(st.integers(0, 99))
+    exchange = draw(st.integers(2, 9)) * 100 + draw(st.integers(0, 99))
+    line = draw(st.integers(0, 9999))
+    national = f"{area:03d}{exchange:03d}{line:04d}"
+    sep = draw(_SEPARATORS)
+    a, e, n = national[:3], national[3:6], national[6:]
+    written = draw(st.sampled_from([
+        f"+1{a}{e}{n}", f"1{a}{e}{n}", f"{a}{e}{n}", f"+1 ({a}) {e}-{n}", f"({a}){sep}{e}-{n}",
+        f"+1{sep}{a}{sep}{e}{sep}{n}", f"{a}{sep}{e}{sep}{n}", f"tel:+1-{a}-{e}-{n}",
+        f"1 {a} {e} {n}", f"+1.{a}.{e}.{n}",
+    ]))  # fmt: skip
+    written += draw(st.sampled_from(["", "x", "X12", "abc", ";ext=9"]))
+    encode = draw(st.sampled_from([
+        lambda t: t, lambda t: quote(t), lambda t: quote(t, safe=""), quote_plus,
+        lambda t: quote(quote(t, safe=""), safe=""),
+        lambda t: "".join(f"%{b:02X}" for b in t.encode()),
+    ]))  # fmt: skip
+    return national, encode(written)
+
+
+@given(written_numbers(), st.sampled_from(["/api/v1/contacts/{}?practice=shared",
+                                           "GET /api/v1/contacts/{} HTTP/1.1",
+                                           "to={}&practice=shared", "phone {} opted out"]))
+def test_no_encoding_of_a_number_survives_masking(number, template):
+    national, written = number
+    line = template.format(written)
+    masked = unquote(unquote(unquote(mask_numbers(line))))
+    digits = re.sub(r"\D", "", masked)
+    assert national[:6] not in digits, (line, masked)
+    assert national[-4:] in digits  # the last four stay, to tell numbers apart
 
 
 def test_no_log_line_carries_a_body_or_a_full_number(app, api, twilio, dispatcher, caplog):

@@ -10,6 +10,7 @@ import time_machine
 from sqlalchemy import func, select
 
 from conftest import (
+    API_TOKEN,
     PATIENT,
     SHARED,
     SPLIT_MARKETING_SERVICE,
@@ -436,9 +437,10 @@ def test_a_dismissed_review_lets_the_reminder_through(twilio, api, dispatcher, c
 # --- /healthz -------------------------------------------------------------------------------------
 
 
-def healthz(client, when: datetime) -> dict:
+def healthz(client, when: datetime, token: str | None = None) -> dict:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     with time_machine.travel(when, tick=False):
-        response = client.get("/healthz")
+        response = client.get("/healthz", headers=headers)
     assert response.status_code == 200
     return response.get_json()
 
@@ -451,21 +453,28 @@ def test_healthz_shows_overdue_reviews_only_after_the_alert_hours(client, twilio
     assert healthz(client, TEXTED_AT + timedelta(hours=24, minutes=1)) == {
         "status": "attention",
         "database": "ok",
-        "review_queue": {"shared": {"overdue": 1, "alert_hours": 24}},
+        "review_queue": {"overdue": 1},
     }
-    assert healthz(client, TEXTED_AT + timedelta(hours=27))["review_queue"] == {
-        "shared": {"overdue": 2, "alert_hours": 24}
-    }
+    assert healthz(client, TEXTED_AT + timedelta(hours=27))["review_queue"] == {"overdue": 2}
+    assert healthz(client, TEXTED_AT + timedelta(hours=27), API_TOKEN)["review_queue"] == {
+        "overdue": 2, "practices": {"shared": {"overdue": 2, "alert_hours": 24}},
+    }  # fmt: skip
     for item in queue(api)["items"]:
         assert resolve(api, item["id"], resolution="dismiss").status_code == 200
     assert healthz(client, TEXTED_AT + timedelta(hours=27)) == ok
 
 
-def test_healthz_names_each_practice_with_overdue_reviews(client, twilio):
+def test_healthz_names_practices_only_to_an_api_token(client, twilio):
     text_at(twilio, TEXTED_AT, "wrong number")
     text_at(twilio, TEXTED_AT, "wrong number", to=SPLIT_TRANSACTIONAL)
     text_at(twilio, TEXTED_AT, "cancel my appointment", to=SPLIT_TRANSACTIONAL)
-    assert healthz(client, TEXTED_AT + timedelta(days=2))["review_queue"] == {
+    when = TEXTED_AT + timedelta(days=2)
+    anonymous = healthz(client, when)
+    assert anonymous["review_queue"] == {"overdue": 3}
+    for slug in ("shared", "split", "Shared Line", "Split"):
+        assert slug not in str(anonymous)
+    assert healthz(client, when, "not-a-token-0123456789")["review_queue"] == {"overdue": 3}
+    assert healthz(client, when, API_TOKEN)["review_queue"]["practices"] == {
         "shared": {"overdue": 1, "alert_hours": 24},
         "split": {"overdue": 2, "alert_hours": 24},
     }

@@ -414,3 +414,33 @@ def test_contains_is_the_conjunction_of_single_zones(
     window: Window, instant: datetime, zones: list[str]
 ) -> None:
     assert contains(window, instant, zones) == all(contains(window, instant, [z]) for z in zones)
+
+
+# --- area codes that span two zones -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("number", "local"),
+    [
+        # 08:05 in Central is 07:05 in the Nebraska panhandle (Mountain), also area code 308
+        ("+13085550100", datetime(2026, 1, 14, 8, 5, tzinfo=ZoneInfo(CHI))),
+        # 08:05 in Tallahassee is 07:05 in Pensacola, both area code 850
+        ("+18505550100", datetime(2026, 7, 1, 8, 5, tzinfo=ZoneInfo(NY))),
+        # and at 19:30 in Pensacola it is already 20:30 in Tallahassee
+        ("+18505550100", datetime(2026, 7, 1, 19, 30, tzinfo=ZoneInfo(CHI))),
+        ("+18075550100", datetime(2026, 7, 1, 8, 30, tzinfo=ZoneInfo("America/Toronto"))),
+    ],
+)  # fmt: skip
+def test_a_split_area_code_is_texted_only_when_the_window_is_open_in_all_its_zones(
+    number, local
+) -> None:
+    zones = zones_for(None, phone.time_zones(number), NY)
+    assert len(zones) >= 2
+    assert any(contains(DEFAULT, local, [zone]) for zone in zones)  # open in one of them
+    assert not contains(DEFAULT, local, zones)
+    opening = next_opening(DEFAULT, local, zones)
+    assert opening is not None and all(contains(DEFAULT, opening, [z]) for z in zones)
+
+
+def test_a_split_area_code_with_a_zone_on_the_contact_uses_the_contact_zone() -> None:
+    assert zones_for("America/Denver", phone.time_zones("+13085550100"), NY) == ("America/Denver",)

@@ -44,7 +44,7 @@ def init_app(app: Flask) -> None:
     )
     app.config.setdefault("CONSOLE_IDLE_TIMEOUT", auth.IDLE_TIMEOUT)
     app.config.setdefault("CONSOLE_SESSION_LIFETIME", auth.SESSION_LIFETIME)
-    app.extensions["console.failed_sign_ins"] = FailedSignIns()
+    app.extensions["console.failed_sign_ins"] = FailedSignIns(settings.hash_key)
     app.jinja_env.filters.update(formatting.FILTERS)
     app.jinja_env.globals.update(labels=formatting.LABELS, csrf_token=csrf.token)
     app.register_blueprint(bp)

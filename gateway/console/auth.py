@@ -105,15 +105,15 @@ def sign_in() -> Any:
         return _sign_in_form("Enter your e-mail address and password.", email, next_page, 422)
     now = utcnow()
     address = request.remote_addr or "-"
-    if throttle().blocked(address, now):
+    session = get_session()
+    if throttle().blocked(session, address, now):
         log.warning("console sign-in refused: too many failures from this address")
         return _sign_in_form("Too many failed sign-ins from this device. Wait a few minutes "
                              "and try again.", email, next_page, 429)  # fmt: skip
-    session = get_session()
     try:
         staff = accounts.authenticate(session, email, password, now)
     except accounts.SignInRefused as exc:
-        throttle().record(address, now)
+        throttle().record(session, address, now)
         log.info("console sign-in refused (%s)", exc.reason)  # never the e-mail or password
         return _sign_in_form(_SIGN_IN_FAILED, email, next_page, 401)
     sessions.purge_expired(session, now, limits())
