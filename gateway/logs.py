@@ -49,23 +49,31 @@ def mask_numbers(text: str) -> str:
     return masked if count else text
 
 
-class MaskNumbers(logging.Filter):
-    """A filter that rewrites a record's message with its numbers masked."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        masked = mask_numbers(message)
-        if masked != message:
-            record.msg, record.args = masked, None
-        return True
+def _masked(record: logging.LogRecord) -> logging.LogRecord:
+    message = record.getMessage()
+    masked = mask_numbers(message)
+    if masked != message:
+        record.msg, record.args = masked, None
+    return record
 
 
 def install() -> None:
-    """Mask numbers in the gateway's loggers and the development server's access log."""
-    for name in ("gateway", "werkzeug", "gunicorn.access", "gunicorn.error"):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, MaskNumbers) for f in logger.filters):
-            logger.addFilter(MaskNumbers())
+    """Mask numbers in every log record of the process, whichever logger made it.
+
+    Done where records are made (``logging.setLogRecordFactory``), not by a filter on the
+    ``gateway`` logger: a logger's filters do not see the records of its children
+    (``gateway.delivery``) nor of other libraries, and a handler added later would miss them.
+    Records below a logger's level are never made, so they cost nothing. Idempotent.
+    """
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "masks_numbers", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        return _masked(previous(*args, **kwargs))
+
+    factory.masks_numbers = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
 
 
 class GunicornLogger(GunicornBaseLogger):

@@ -374,3 +374,16 @@ def test_no_log_line_carries_a_body_or_a_full_number(app, api, twilio, dispatche
     assert "rhinoplasty" not in text and "reminder of your appointment" not in text
     for number in (PATIENT, "3055550123", "305-555-0199", SHARED):
         assert number not in text
+
+
+def test_numbers_are_masked_in_records_of_every_logger(app, caplog):
+    """Child loggers of ``gateway`` and other libraries' loggers too: masking is done where
+    records are made, not by one logger's filter (which its children's records never meet)."""
+    import logging
+
+    with caplog.at_level(logging.INFO):
+        for name in ("gateway.delivery", "gateway", "twilio.http_client", "apscheduler"):
+            logging.getLogger(name).warning("to %s, body sent", "+1 (305) 555-0177")
+    assert len(caplog.records) == 4
+    for record in caplog.records:
+        assert "555-0177" not in record.getMessage() and "0177" in record.getMessage()
