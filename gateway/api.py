@@ -149,6 +149,21 @@ def json_object() -> dict[str, Any]:
     return dict(payload)
 
 
+def query_int(
+    name: str, default: int | None, low: int, high: int, errors: dict[str, str]
+) -> int | None:
+    """The query parameter ``name`` as a whole number from ``low`` to ``high``; ``default`` when
+    absent. A bad value records ``errors[name]`` (the caller answers 422) and gives ``default``."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    # at most 10 digits: int() refuses strings of thousands of digits (ValueError)
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 10) or not low <= int(raw) <= high:
+        errors[name] = f"must be a whole number from {low} to {high}"
+        return default
+    return int(raw)
+
+
 def past_instant(value: Any, field: str, errors: dict[str, str]) -> datetime:
     """An optional RFC 3339 instant not in the future (default: now)."""
     now = utcnow()

@@ -8,7 +8,7 @@ from typing import Any
 from flask import abort, jsonify, request
 
 from gateway import event_outbox
-from gateway.api import audit_event, bp, iso, practice_from
+from gateway.api import audit_event, bp, iso, practice_from, query_int
 from gateway.db import get_session
 from gateway.errors import ValidationFailed
 from gateway.models import EventDelivery, utcnow
@@ -26,8 +26,8 @@ def list_events() -> Any:
     status = request.args.get("status") or None
     if status is not None and status not in event_outbox.STATUSES:
         errors["status"] = "one of " + ", ".join(event_outbox.STATUSES)
-    limit = _int_arg("limit", DEFAULT_LIMIT, 1, MAX_LIMIT, errors)
-    before = _int_arg("before", None, 1, MAX_ID, errors)
+    limit = query_int("limit", DEFAULT_LIMIT, 1, MAX_LIMIT, errors)
+    before = query_int("before", None, 1, MAX_ID, errors)
     if errors:
         raise ValidationFailed(errors)
     assert limit is not None
@@ -58,18 +58,6 @@ def retry_event(webhook_id: str) -> Any:
         assert event is not None
         return jsonify(error="already delivered", event=event_json(event)), 409
     return jsonify(event_json(event))
-
-
-def _int_arg(
-    name: str, default: int | None, low: int, high: int, errors: dict[str, str]
-) -> int | None:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return default
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 10) or not low <= int(raw) <= high:
-        errors[name] = f"must be a whole number from {low} to {high}"
-        return default
-    return int(raw)
 
 
 def event_json(event: EventDelivery) -> dict[str, Any]:

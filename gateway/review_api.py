@@ -7,7 +7,7 @@ from typing import Any
 from flask import abort, jsonify, request
 
 from gateway import current_settings, review
-from gateway.api import audit_event, bp, iso, practice_from, request_json
+from gateway.api import audit_event, bp, iso, practice_from, query_int, request_json
 from gateway.db import get_session
 from gateway.errors import ValidationFailed
 from gateway.models import InboundMessage, utcnow
@@ -23,8 +23,8 @@ _FIELDS = {"resolution", "staff", "note", "practice"}
 def list_reviews() -> Any:
     practice = practice_from(request.args.get("practice"))
     errors: dict[str, str] = {}
-    limit = _int_arg("limit", DEFAULT_LIMIT, 1, review.MAX_LIMIT, errors)
-    before = _int_arg("before", None, 1, MAX_ID, errors)
+    limit = query_int("limit", DEFAULT_LIMIT, 1, review.MAX_LIMIT, errors)
+    before = query_int("before", None, 1, MAX_ID, errors)
     if errors:
         raise ValidationFailed(errors)
     assert limit is not None
@@ -95,19 +95,6 @@ def _parse(payload: Any) -> tuple[str, str, str | None, dict[str, str]]:
     if errors:
         return "", "", None, errors
     return resolution, staff.strip(), (note.strip() or None) if note else None, {}
-
-
-def _int_arg(
-    name: str, default: int | None, low: int, high: int, errors: dict[str, str]
-) -> int | None:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return default
-    # at most 10 digits: int() refuses strings of thousands of digits (ValueError)
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 10) or not low <= int(raw) <= high:
-        errors[name] = f"must be a whole number from {low} to {high}"
-        return default
-    return int(raw)
 
 
 def item_json(message: InboundMessage) -> dict[str, Any]:
