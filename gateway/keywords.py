@@ -394,6 +394,8 @@ _SENTENCE_BREAK = re.compile(r"([.!?;\n\r¿¡]+)")
 def normalize(body: str) -> str:
     """Return *body* as the patient saw it, for matching: casefolded, without accents or format
     characters, with only letters/digits and single spaces (see the module docstring)."""
+    if body.isascii():  # most texts: the same result, without a Python loop per character
+        return " ".join(_NOT_ASCII_WORD.sub(" ", body.lower()).split())
     text = unicodedata.normalize("NFKD", _visible(body).casefold())
     chars: list[str] = []
     for ch in text:
@@ -406,8 +408,18 @@ def normalize(body: str) -> str:
 
 def _visible(body: str) -> str:
     """NFKC with the invisible format characters (Cf) deleted, not turned into spaces."""
-    text = unicodedata.normalize("NFKC", body)
-    return "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    if body.isascii():
+        return body
+    return unicodedata.normalize("NFKC", body).translate(_FORMAT_CHARACTERS)
+
+
+#: every format character (Cf) -> deleted; they live below U+20000 and in the tags block
+_FORMAT_CHARACTERS = {
+    code: None
+    for code in (*range(0x20000), *range(0xE0000, 0xE0080))
+    if unicodedata.category(chr(code)) == "Cf"
+}
+_NOT_ASCII_WORD = re.compile(r"[^a-z0-9]+")
 
 
 @dataclass(frozen=True)
@@ -489,8 +501,15 @@ def _compiled(rule: Rule) -> tuple[re.Pattern[str], ...]:
                  for term in rule.terms)  # fmt: skip
 
 
+@cache
 def _rules(match: Match) -> tuple[Rule, ...]:
     return tuple(rule for rule in RULES if rule.match is match)
+
+
+@cache
+def _any_phrase() -> re.Pattern[str]:
+    """Every phrase pattern in one: a sentence none of them matches needs no closer look."""
+    return re.compile("|".join(p.pattern for r in _rules(PHRASE) for p in _compiled(r)))
 
 
 def _sentences(body: str) -> Iterator[tuple[str, bool]]:
@@ -509,6 +528,8 @@ def _sentences(body: str) -> Iterator[tuple[str, bool]]:
 def _phrase(text: str, question: bool) -> tuple[Classification | None, str | None]:
     """Rule 3 on one sentence: (an opt-out, or None; the guard that held a phrase back)."""
     guard: str | None = None
+    if not _any_phrase().search(text):
+        return None, guard
     remaining = text
     best: Classification | None = None
     for rule in _rules(PHRASE):
