@@ -183,6 +183,13 @@ class TwilioActions:
         params = inbound_params(body, from_=from_, to=to, sid=sid, **extra)
         return self.post("/webhooks/twilio/inbound", params)
 
+    def status(self, sid: str, status: str, **extra: str) -> Any:
+        """A status callback for a message the shared practice sent to PATIENT."""
+        params = {"MessageSid": sid, "MessageStatus": status, "SmsSid": sid, "SmsStatus": status,
+                  "AccountSid": "AC" + "1" * 32, "From": SHARED, "To": PATIENT,
+                  "ApiVersion": "2010-04-01", **extra}  # fmt: skip
+        return self.post("/webhooks/twilio/status", params)
+
 
 def inbound_params(
     body: str, *, from_: str = PATIENT, to: str = SHARED, sid: str | None = None, **extra: str
@@ -208,6 +215,26 @@ def new_sid() -> str:
 @pytest.fixture
 def twilio(client: Any) -> TwilioActions:
     return TwilioActions(client)
+
+
+@pytest.fixture
+def sent(api: Any, dispatcher: Any, console: Any) -> str:
+    """A reminder the console transport has sent; returns its provider SID."""
+    api.enqueue()
+    dispatcher.run_pass()
+    return api.reminder()["provider_sid"]
+
+
+#: a web form's express written consent to marketing (the split practice)
+MARKETING_FORM = {
+    "practice": "split",
+    "disclosure": "I agree to receive marketing texts from Split Line Aesthetics. Consent is not a "
+    "condition of purchase. Up to 3 msgs/day. Msg & data rates may apply. Reply STOP to cancel.",
+    "page_url": "https://split.example/offers",
+    "ip": "203.0.113.7",
+    "user_agent": "Mozilla/5.0",
+    "adult_attested": True,
+}
 
 
 def reminder_body(**overrides: Any) -> dict[str, Any]:

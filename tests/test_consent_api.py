@@ -8,19 +8,11 @@ from datetime import date
 import pytest
 import time_machine
 
-from conftest import PATIENT, SPLIT_MARKETING_SERVICE
+from conftest import MARKETING_FORM, PATIENT, SPLIT_MARKETING_SERVICE
 
 GUARDIAN = "+13055550999"
 ALTERNATE = "+13055550777"
-FORM = {
-    "practice": "split",
-    "disclosure": "I agree to receive marketing texts from Split Line Aesthetics. Consent is not a "
-    "condition of purchase. Up to 3 msgs/day. Msg & data rates may apply. Reply STOP to cancel.",
-    "page_url": "https://split.example/offers",
-    "ip": "203.0.113.7",
-    "user_agent": "Mozilla/5.0",
-    "adult_attested": True,
-}
+FORM = MARKETING_FORM
 
 
 @pytest.fixture(autouse=True)

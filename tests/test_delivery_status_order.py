@@ -17,27 +17,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from conftest import PATIENT, get_database_of
+from conftest import get_database_of
 from gateway import delivery
 from gateway.delivery import PROVIDER_RANK, UNREACHED, moves
 from gateway.models import OutboundMessage
 
-STATUS = "/webhooks/twilio/status"
-
-
-@pytest.fixture
-def sent(api, dispatcher, console):
-    """A reminder the console transport has sent; returns its provider SID."""
-    api.enqueue()
-    dispatcher.run_pass()
-    return api.reminder()["provider_sid"]
-
 
 def callback(twilio, sid, status, **extra):
-    params = {"MessageSid": sid, "MessageStatus": status, "SmsSid": sid, "SmsStatus": status,
-              "AccountSid": "AC" + "1" * 32, "From": "+17865550100", "To": PATIENT,
-              "ApiVersion": "2010-04-01", **extra}  # fmt: skip
-    return twilio.post(STATUS, params)
+    return twilio.status(sid, status, **extra)
 
 
 def stored(app, sid) -> OutboundMessage:

@@ -13,7 +13,7 @@ import time_machine
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import PATIENT, SPLIT_MARKETING_SERVICE, SPLIT_TRANSACTIONAL
+from conftest import MARKETING_FORM, PATIENT, SPLIT_MARKETING_SERVICE, SPLIT_TRANSACTIONAL
 from gateway.keywords import RULES, SOURCES, Intent, Match, Scope, classify
 
 REFERENCE = Path(__file__).parent / "data" / "revocations.csv"
@@ -152,15 +152,7 @@ def test_keyword_rules_match_only_the_whole_message() -> None:
 
 # --- opt-in scope ------------------------------------------------------------------------------
 
-FORM = {
-    "practice": "split",
-    "disclosure": "I agree to receive marketing texts from Split Line Aesthetics. Consent is not a "
-    "condition of purchase. Up to 3 msgs/day. Msg & data rates may apply. Reply STOP to cancel.",
-    "page_url": "https://split.example/offers",
-    "ip": "203.0.113.7",
-    "user_agent": "Mozilla/5.0",
-    "adult_attested": True,
-}
+FORM = MARKETING_FORM
 
 
 def test_start_to_one_sender_lifts_only_what_it_carries(twilio, api) -> None:
