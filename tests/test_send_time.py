@@ -16,8 +16,9 @@ CHICAGO_PATIENT = "+13125550155"
 
 @pytest.fixture
 def dispatch(app, console):
-    """One pass on the real clock (travelled by the test)."""
-    return lambda: Dispatcher.from_app(app, owner="t").run_pass()
+    """One pass on the real clock (travelled by the test), one send at a time: two reminders to
+    one number are then decided in claim order (``send_at``, then id), not in thread order."""
+    return lambda: Dispatcher.from_app(app, owner="t", concurrency=1).run_pass()
 
 
 def at(moment: str):
