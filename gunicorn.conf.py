@@ -1,5 +1,5 @@
 # gunicorn reads this file from the working directory: mask phone numbers in its access log.
-logger_class = "gateway.logs.GunicornLogger"
+logger_class = "gateway.core.logs.GunicornLogger"
 
 # Metrics from every worker (prometheus-client's multiprocess mode): each process writes its
 # counters to files in PROMETHEUS_MULTIPROC_DIR and /metrics adds them up. Set here, before any
@@ -15,7 +15,7 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 def on_starting(server):
     """A new server: forget the metric files of processes that are gone (a previous run's);
     a scheduler already writing to the directory keeps its own."""
-    from gateway.metrics import remove_stale_files
+    from gateway.services.metrics import remove_stale_files
 
     path = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     os.makedirs(path, exist_ok=True)

@@ -166,7 +166,8 @@ def gateway_env(database_url: str, base_url: str, instance: Path, keys: Secrets)
 def migrate(database_url: str) -> None:
     """Alembic to head, in a child process (the bench process keeps no gateway state)."""
     subprocess.run(
-        [PYTHON, "-c", "import sys; from gateway import migrate; migrate.upgrade(sys.argv[1])",
+        [PYTHON, "-c",
+         "import sys; from gateway.store import migrate; migrate.upgrade(sys.argv[1])",
          database_url],
         cwd=ROOT, check=True,
     )  # fmt: skip

@@ -69,8 +69,8 @@ def populate(app: Any, count: int, seed: int = 3) -> None:
     """``count`` queued reminders to ``count`` patients, and the history that decides them."""
     from sqlalchemy import insert
 
-    from gateway.models import ConsentEvent, Contact, OutboundMessage, Suppression
-    from gateway.privacy import phone_hash
+    from gateway.store.models import ConsentEvent, Contact, OutboundMessage, Suppression
+    from gateway.store.privacy import phone_hash
 
     settings = app.extensions["gateway.settings"]
     rng = random.Random(seed)
@@ -181,8 +181,10 @@ def decide_batches(
     app: Any, messages: list[Any], batch: int, keep: list[Any] | None = None
 ) -> tuple[Counter[str], Timing]:
     """Decide every message as the dispatcher does, ``batch`` at a time, writing nothing."""
-    from gateway import consent, dispatch, facts, gsm7, policy, reminders
-    from gateway.domain import Category
+    from gateway import facts
+    from gateway.core import gsm7, policy
+    from gateway.core.domain import Category
+    from gateway.services import consent, dispatch, reminders
 
     settings, database = app.extensions["gateway.settings"], app.extensions["gateway.db"]
     outcomes: Counter[str] = Counter()
@@ -240,7 +242,7 @@ def decide_batches(
 
 
 def decide_pure(facts_list: list[Any]) -> float:
-    from gateway import policy
+    from gateway.core import policy
 
     began = time.perf_counter()
     for fact in facts_list:
@@ -250,7 +252,7 @@ def decide_pure(facts_list: list[Any]) -> float:
 
 def decide_each(facts_list: list[Any]) -> dict[str, float]:
     """Microseconds per ``policy.decide`` call, by kind of outcome (send, defer, skip)."""
-    from gateway import policy
+    from gateway.core import policy
 
     spent: Counter[str] = Counter()
     count: Counter[str] = Counter()
@@ -265,7 +267,7 @@ def decide_each(facts_list: list[Any]) -> dict[str, float]:
 
 
 def _label(decision: Any) -> str:
-    from gateway import policy
+    from gateway.core import policy
 
     if isinstance(decision, policy.Send):
         return "send"
@@ -282,7 +284,7 @@ def measure(kind: str, args: argparse.Namespace) -> dict[str, float]:
     from sqlalchemy import select
 
     from gateway import create_app
-    from gateway.models import OutboundMessage
+    from gateway.store.models import OutboundMessage
 
     keys = benchlib.Secrets.new()
     with (

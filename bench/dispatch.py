@@ -52,7 +52,7 @@ def queue(app, count: int) -> None:
     """``count`` due reminders to ``count`` patients (implied consent: one a day each)."""
     from sqlalchemy import insert
 
-    from gateway.models import OutboundMessage
+    from gateway.store.models import OutboundMessage
 
     rows = [
         {
@@ -80,9 +80,9 @@ def queue(app, count: int) -> None:
 def measure(app, count: int):
     from sqlalchemy import func, select
 
-    from gateway.dispatch import Dispatcher, PassSummary
-    from gateway.models import OutboundMessage
-    from gateway.pacing import Pacer
+    from gateway.services.dispatch import Dispatcher, PassSummary
+    from gateway.store.models import OutboundMessage
+    from gateway.store.pacing import Pacer
 
     settings, database = app.extensions["gateway.settings"], app.extensions["gateway.db"]
     started, wall_start = time.monotonic(), time.time()

@@ -76,7 +76,7 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, help="another keywords.py to compare")
     parser.add_argument("--file", type=Path, action="append", help="reference CSV files")
     args = parser.parse_args()
-    from gateway import keywords
+    from gateway.core import keywords
 
     for path in args.file or [REFERENCE, INDEPENDENT]:
         with path.open(encoding="utf-8") as file:

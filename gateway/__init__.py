@@ -8,12 +8,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, current_app, jsonify
+from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
-from gateway.config import Settings, load_settings
+from gateway.config import load_settings
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("gateway")  # the name operators filter on
 
 
 def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
@@ -22,19 +22,25 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
     instance_path = env.get("GATEWAY_INSTANCE_PATH") or None
     app = Flask(__name__, instance_path=instance_path)
     settings = load_settings(env, Path(app.instance_path))
-    from gateway import crypto
+    from gateway.store import crypto
 
     crypto.configure(settings.encryption_keys)
     app.extensions["gateway.settings"] = settings
     app.config["MAX_CONTENT_LENGTH"] = 256 * 1024
     app.json.sort_keys = False
 
-    from gateway import api, cli, contacts_api, db, health, openapi, review_api, transport, webhooks
+    from gateway.cli import commands as cli
+    from gateway.services import transport
+    from gateway.store import db
+    from gateway.web import health, openapi, webhooks
+    from gateway.web.api import contacts as contacts_api
+    from gateway.web.api import reminders as api
+    from gateway.web.api import reviews as review_api
 
     del contacts_api, review_api  # imported for their routes on api.bp (events_api: by openapi)
     database = db.init_app(app, settings.database_url, pool_size=settings.dispatch_concurrency + 4,
                            timeout=settings.database_timeout)  # fmt: skip
-    from gateway import event_outbox
+    from gateway.store import event_outbox
 
     event_outbox.enable(database.engine, (p.slug for p in settings.practices.values()
                                           if p.events_url))  # fmt: skip
@@ -47,26 +53,22 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(health.bp)
-    from gateway import metrics
+    from gateway.services import metrics
 
     app.register_blueprint(metrics.bp)
     cli.init_app(app)
-    from gateway import cli_privacy
+    from gateway.cli import privacy as cli_privacy
 
     cli_privacy.init_app(app)
-    from gateway import console
+    from gateway.web import console
 
     console.init_app(app)
     _register_error_handlers(app)
-    from gateway import log_context
+    from gateway.web import log_context
 
     log_context.init_app(app)
     _configure_logging(settings.log_format)
     return app
-
-
-def current_settings() -> Settings:
-    return current_app.extensions["gateway.settings"]
 
 
 def _register_error_handlers(app: Flask) -> None:
@@ -77,7 +79,7 @@ def _register_error_handlers(app: Flask) -> None:
     def _http_error(exc: HTTPException) -> Any:
         return jsonify(error=exc.description), exc.code
 
-    from gateway.crypto import KeyMissing
+    from gateway.store.crypto import KeyMissing
 
     @app.errorhandler(KeyMissing)
     def _key_missing(exc: KeyMissing) -> Any:
@@ -97,7 +99,8 @@ def _register_error_handlers(app: Flask) -> None:
 
 
 def _configure_logging(log_format: str = "text") -> None:
-    from gateway import log_context, logs
+    from gateway.core import logs
+    from gateway.web import log_context
 
     logs.install()
     logger = logging.getLogger("gateway")

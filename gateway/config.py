@@ -20,8 +20,8 @@ from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from gateway import phone
-from gateway.domain import Category
+from gateway.core import phone
+from gateway.core.domain import Category
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_PRACTICES_FILE = PROJECT_ROOT / "practices.example.toml"
@@ -131,7 +131,7 @@ class Settings:
     scheduler_metrics_port: int | None = None
     #: ``text`` (default) or ``json``: one JSON object per log line
     log_format: str = "text"
-    #: bound on each database wait of a web request (seconds; ``gateway.db``)
+    #: bound on each database wait of a web request (seconds; ``gateway.store.db``)
     database_timeout: float = 3.0
     #: sender (E.164 or MG SID) -> (practice slug, categories)
     _senders: Mapping[str, tuple[str, tuple[Category, ...]]] = field(
@@ -634,3 +634,10 @@ def _int(
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ConfigError(f"{key}.{name}: must be a whole number from {low} to {high}")
     return value
+
+
+def current_settings() -> Settings:
+    """The running app's settings (inside an app or request context)."""
+    from flask import current_app
+
+    return current_app.extensions["gateway.settings"]

@@ -7,8 +7,8 @@ from logging.config import fileConfig
 
 from alembic import context
 
-from gateway.db import make_engine
-from gateway.models import Base
+from gateway.store.db import make_engine
+from gateway.store.models import Base
 
 config = context.config
 if config.config_file_name is not None and not config.attributes.get("skip_logging"):

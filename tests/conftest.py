@@ -21,11 +21,12 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from twilio.request_validator import RequestValidator
 
-from gateway import create_app, migrate
-from gateway.db import get_database
-from gateway.dispatch import Dispatcher
-from gateway.models import Base
-from gateway.transport import ConsoleTransport
+from gateway import create_app
+from gateway.services.dispatch import Dispatcher
+from gateway.services.transport import ConsoleTransport
+from gateway.store import migrate
+from gateway.store.db import get_database
+from gateway.store.models import Base
 
 # The environment of the machine running the tests must not leak into them.
 for _name in list(os.environ):

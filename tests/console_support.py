@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from conftest import get_database_of
-from gateway.console import accounts
+from gateway.store import accounts
 
 PASSWORD = "correct horse battery"
 EMAIL = "ana@shared.example"

@@ -10,7 +10,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from conftest import API_TOKEN
-from gateway.cli import default_url
+from gateway.cli.commands import default_url
 
 
 def invoke(app, args, **env):

@@ -22,7 +22,7 @@ from gateway.config import (
     load_settings,
     parse_practices,
 )
-from gateway.domain import Category
+from gateway.core.domain import Category
 
 T, M = Category.TRANSACTIONAL, Category.MARKETING
 TESTS = Path(__file__).parent
@@ -424,7 +424,7 @@ def test_parse_practices_on_dicts() -> None:
 
 def test_config_error_is_not_a_gateway_error() -> None:
     # ConfigError stops start-up; no request handler may swallow it as a GatewayError
-    from gateway.errors import GatewayError
+    from gateway.core.errors import GatewayError
 
     assert not issubclass(ConfigError, GatewayError)
 
@@ -736,7 +736,7 @@ def test_missing_config_stops_create_app(tmp_path: Path) -> None:
 
 
 def test_create_app_reads_the_config(tmp_path: Path) -> None:
-    from gateway import current_settings
+    from gateway.config import current_settings
 
     test_config = {
         "GATEWAY_CONFIG": str(TEST_PRACTICES),

@@ -29,23 +29,16 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from werkzeug.serving import make_server
 
 from conftest import API_TOKEN, AUTH_TOKEN, TwilioActions, get_database_of, patient
-from gateway import (
-    config,
-    confirmations,
-    event_outbox,
-    gsm7,
-    keywords,
-    reconcile,
-    reminders,
-    scheduler,
-)
-from gateway.confirmations import Candidate, Response
-from gateway.console import accounts
-from gateway.dispatch import Dispatcher
-from gateway.event_delivery import EventDeliverer
-from gateway.keywords import Intent
-from gateway.models import Base
-from gateway.transport import ConsoleTransport, TwilioTransport
+from gateway import config
+from gateway.core import confirmations, gsm7, keywords
+from gateway.core.confirmations import Candidate, Response
+from gateway.core.keywords import Intent
+from gateway.services import reconcile, reminders, scheduler
+from gateway.services.dispatch import Dispatcher
+from gateway.services.event_delivery import EventDeliverer
+from gateway.services.transport import ConsoleTransport, TwilioTransport
+from gateway.store import accounts, event_outbox
+from gateway.store.models import Base
 from tcp_proxy import TcpProxy
 from twilio_server import Delay, TwilioServer
 
@@ -695,7 +688,7 @@ def test_the_export_shows_the_answer(gateway):
 
 
 def test_settled_events_are_purged_after_a_month(gateway, traveller):
-    from gateway import retention
+    from gateway.services import retention
 
     gateway.text("STOP", from_=patient(2))
     assert gateway.deliverer.drain() == {"delivered": 1}

@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import func, select
 
 from conftest import PATIENT, inbound_params, new_sid
-from gateway import consent
-from gateway.domain import Action, Category, ConsentStatus, Source
-from gateway.models import ConsentEvent, InboundMessage
+from gateway.core.domain import Action, Category, ConsentStatus, Source
+from gateway.services import consent
+from gateway.store.models import ConsentEvent, InboundMessage
 
 T0 = datetime(2026, 3, 1, 15, 0, tzinfo=UTC)
 

@@ -11,8 +11,8 @@ import time_machine
 from console_support import create_staff, post_form, sign_in
 
 from conftest import PATIENT
-from gateway.dispatch import Dispatcher
-from gateway.outbox import RECONSIDER_REASON
+from gateway.services.dispatch import Dispatcher
+from gateway.store.outbox import RECONSIDER_REASON
 
 GUARDIAN = "+13055550177"
 OTHER = "+13055550188"

@@ -20,8 +20,8 @@ from console_support import (
 from sqlalchemy import func, select
 
 from conftest import PATIENT, get_database_of
-from gateway.console import accounts
-from gateway.models import (
+from gateway.store import accounts
+from gateway.store.models import (
     AuditEvent,
     ConsentEvent,
     SignInFailure,

@@ -28,9 +28,9 @@ from twilio.request_validator import RequestValidator
 from werkzeug.serving import make_server
 
 from conftest import API_TOKEN, AUTH_TOKEN, PATIENT, SHARED, inbound_params, reminder_body
-from gateway.dispatch import Dispatcher
-from gateway.models import Base, utcnow
-from gateway.transport import ConsoleTransport
+from gateway.services.dispatch import Dispatcher
+from gateway.services.transport import ConsoleTransport
+from gateway.store.models import Base, utcnow
 from twilio_server import Reply, TwilioServer
 
 pytestmark = pytest.mark.browser

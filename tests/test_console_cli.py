@@ -8,7 +8,7 @@ from console_support import PASSWORD, sign_in
 from sqlalchemy import func, select
 
 from conftest import get_database_of
-from gateway.models import StaffAccount, StaffAccountPractice, StaffSession
+from gateway.store.models import StaffAccount, StaffAccountPractice, StaffSession
 
 EMAIL = "Bea@Split.example"
 

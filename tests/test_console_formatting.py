@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from gateway.console import chart, formatting
+from gateway.web.console import chart, formatting
 
 
 def test_times_show_in_the_practices_zone_across_dst():
@@ -101,8 +101,8 @@ def test_twilio_errors_read_with_their_meaning(code, shown):
 
 
 def test_every_code_the_gateway_reacts_to_has_a_meaning():
-    from gateway.carrier_errors import MEANINGS, REACTIONS
-    from gateway.transport import _DESCRIPTIONS
+    from gateway.core.carrier_errors import MEANINGS, REACTIONS
+    from gateway.services.transport import _DESCRIPTIONS
 
     assert set(REACTIONS) | set(_DESCRIPTIONS) <= set(MEANINGS)
 

@@ -13,9 +13,9 @@ from console_support import EMAIL, create_staff, csrf_of, post_form, sign_in, te
 from sqlalchemy import func, select
 
 from conftest import PATIENT, SHARED, SPLIT_TRANSACTIONAL, get_database_of, patient
-from gateway.console import stats
-from gateway.logs import mask_numbers
-from gateway.models import AuditEvent, ConsentEvent, InboundMessage, OutboundMessage
+from gateway.core.logs import mask_numbers
+from gateway.store.models import AuditEvent, ConsentEvent, InboundMessage, OutboundMessage
+from gateway.web.console import stats
 
 PATIENT_PAGE = f"/console/shared/patients/{PATIENT}"
 CONSENT_PAGE = PATIENT_PAGE + "/consent"

@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 from sqlalchemy import bindparam, select, text
 
 from conftest import PATIENT, SHARED, new_sid, patient
-from gateway import crypto, migrate
-from gateway.errors import GatewayError
-from gateway.models import ConsentEvent, InboundMessage, OutboundMessage, UTCDateTime
+from gateway.core.errors import GatewayError
+from gateway.store import crypto, migrate
+from gateway.store.models import ConsentEvent, InboundMessage, OutboundMessage, UTCDateTime
 
 PREFIX = crypto.PREFIX
 KEY_A, KEY_B = Fernet.generate_key().decode(), Fernet.generate_key().decode()

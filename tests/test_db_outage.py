@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from conftest import TwilioActions, get_database_of
-from gateway.models import Base
+from gateway.store.models import Base
 from tcp_proxy import TcpProxy
 
 #: Twilio's own limit: past it Twilio gives up and tries the fallback URL. The gateway's bounds

@@ -23,9 +23,10 @@ from conftest import (
     patient,
     reminder_body,
 )
-from gateway import reconcile, retry
-from gateway.dispatch import Dispatcher
-from gateway.models import Base, OutboundMessage, utcnow
+from gateway.core import retry
+from gateway.services import reconcile
+from gateway.services.dispatch import Dispatcher
+from gateway.store.models import Base, OutboundMessage, utcnow
 from twilio_server import Delay, Hold, Reply, TwilioServer
 
 ACCOUNT_SID = "AC" + "1" * 32
@@ -174,7 +175,7 @@ def test_server_errors_are_retried_until_the_budget_is_spent(live):
 
 def _impatient_transport(live) -> None:
     live.app.extensions["gateway.transport"].close()
-    from gateway.transport import TwilioTransport
+    from gateway.services.transport import TwilioTransport
 
     live.app.extensions["gateway.transport"] = TwilioTransport(
         ACCOUNT_SID, AUTH_TOKEN, api_base_url=live.twilio.url, timeout=0.3
@@ -353,7 +354,7 @@ def test_reconciliation_prefers_the_closest_unrecorded_message(live):
 
 def test_one_message_that_fails_to_reconcile_does_not_stop_the_others(live):
     """A lookup that fails unexpectedly for one message: the next ones are still reconciled."""
-    from gateway.transport import TwilioTransport
+    from gateway.services.transport import TwilioTransport
 
     class Flaky(TwilioTransport):
         calls = 0

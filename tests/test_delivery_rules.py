@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway import carrier_errors, policy, retry
-from gateway.domain import ConsentStatus, SkipReason, Unreachable
+from gateway.core import carrier_errors, policy, retry
+from gateway.core.domain import ConsentStatus, SkipReason, Unreachable
 
 NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 

@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from conftest import get_database_of
-from gateway import delivery
-from gateway.delivery import PROVIDER_RANK, UNREACHED, moves
-from gateway.models import OutboundMessage
+from gateway.services import delivery
+from gateway.services.delivery import PROVIDER_RANK, UNREACHED, moves
+from gateway.store.models import OutboundMessage
 
 
 def callback(twilio, sid, status, **extra):

@@ -8,10 +8,11 @@ import time_machine
 from sqlalchemy import select
 
 from conftest import PATIENT, SHARED, SPLIT_TRANSACTIONAL, patient
-from gateway import consent, contacts, outbox
-from gateway.dispatch import Dispatcher
-from gateway.domain import Action, Category, Source
-from gateway.models import OutboundMessage
+from gateway.core.domain import Action, Category, Source
+from gateway.services import consent
+from gateway.services.dispatch import Dispatcher
+from gateway.store import contacts, outbox
+from gateway.store.models import OutboundMessage
 
 
 def test_a_due_reminder_is_sent_with_the_rendered_text(api, dispatcher, console):
@@ -145,7 +146,7 @@ def test_an_expired_lease_without_a_started_send_is_requeued(app, api, session, 
 
 
 def test_an_expired_lease_with_a_started_send_becomes_uncertain(app, api, session, clock):
-    from gateway.domain import OutboxStatus
+    from gateway.core.domain import OutboxStatus
 
     api.enqueue()
     (message,) = outbox.claim_due(

@@ -17,9 +17,9 @@ from sqlalchemy import func, or_, select
 from test_faults import ACCOUNT_SID, daytime_zone, statuses, use_twilio
 
 from conftest import API_TOKEN, PATIENT, TwilioActions, app_config, reminder_body
-from gateway import contacts
-from gateway.dispatch import Dispatcher
-from gateway.models import OutboundMessage, utcnow
+from gateway.services.dispatch import Dispatcher
+from gateway.store import contacts
+from gateway.store.models import OutboundMessage, utcnow
 from twilio_server import TwilioServer
 
 ROOT = Path(__file__).parent.parent
@@ -152,7 +152,7 @@ def test_a_web_process_and_a_dispatch_process_do_not_interleave(
 _HOLDER = """
 import sys, time
 from sqlalchemy import create_engine
-from gateway import send_lock
+from gateway.store import send_lock
 locks = send_lock.file_locks(create_engine(sys.argv[1]))
 with locks.hold([sys.argv[2]]):
     print("held", flush=True)

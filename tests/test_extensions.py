@@ -12,8 +12,8 @@ from console_support import create_staff, post_form, sign_in, text_of
 from sqlalchemy import func, select
 
 from conftest import PATIENT, get_database_of
-from gateway import phone
-from gateway.models import AuditEvent, ConsentEvent, Contact, OutboundMessage
+from gateway.core import phone
+from gateway.store.models import AuditEvent, ConsentEvent, Contact, OutboundMessage
 
 #: the ways people write an extension after (305) 555-0123
 WITH_EXTENSION = [

@@ -32,10 +32,11 @@ from conftest import (
     patient,
     reminder_body,
 )
-from gateway import contacts, outbox, reconcile, scheduler
-from gateway.dispatch import Dispatcher
-from gateway.models import OutboundMessage, utcnow
-from gateway.transport import TwilioTransport
+from gateway.services import reconcile, scheduler
+from gateway.services.dispatch import Dispatcher
+from gateway.services.transport import TwilioTransport
+from gateway.store import contacts, outbox
+from gateway.store.models import OutboundMessage, utcnow
 from tcp_proxy import TcpProxy
 from twilio_server import Delay, Hold, TwilioServer
 

@@ -47,7 +47,7 @@ from conftest import (
     patient,
     reminder_body,
 )
-from gateway.models import OutboundMessage
+from gateway.store.models import OutboundMessage
 
 #: per operation and generation phase; both databases together stay well under a minute
 MAX_EXAMPLES = 40

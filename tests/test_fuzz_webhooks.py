@@ -35,8 +35,8 @@ from conftest import (
     new_sid,
     patient,
 )
-from gateway.delivery import PROVIDER_RANK
-from gateway.models import Base, OutboundMessage
+from gateway.services.delivery import PROVIDER_RANK
+from gateway.store.models import Base, OutboundMessage
 
 INBOUND = "/webhooks/twilio/inbound"
 STATUS = "/webhooks/twilio/status"

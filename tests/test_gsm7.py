@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.gsm7 import (
+from gateway.core.gsm7 import (
     BASIC_CHARSET,
     EXTENSION_CHARSET,
     LOOKALIKES,

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway import keywords
-from gateway.keywords import Classification, Intent, classify, normalize
+from gateway.core import keywords
+from gateway.core.keywords import Classification, Intent, classify, normalize
 
 OUT, IN, HELP = Intent.OPT_OUT, Intent.OPT_IN, Intent.HELP
 MAYBE, NONE = Intent.POSSIBLE_OPT_OUT, Intent.NONE

@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conftest import app_config
-from gateway import log_context
+from gateway.web import log_context
 
 ROOT = Path(__file__).resolve().parent.parent
 

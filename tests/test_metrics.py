@@ -27,10 +27,10 @@ from conftest import (
     patient,
     reminder_body,
 )
-from gateway import consent, metrics
-from gateway.dispatch import Dispatcher
-from gateway.domain import Action, Category, Source
-from gateway.models import Base, utcnow
+from gateway.core.domain import Action, Category, Source
+from gateway.services import consent, metrics
+from gateway.services.dispatch import Dispatcher
+from gateway.store.models import Base, utcnow
 from twilio_server import Delay, Reply, TwilioServer
 
 ACCOUNT_SID = "AC" + "1" * 32
@@ -260,7 +260,7 @@ def test_stale_metric_files_go_and_live_ones_stay(tmp_path):
 
 MULTIPROCESS_SCRIPT = """
 import sys
-from gateway import metrics
+from gateway.services import metrics
 for _ in range(int(sys.argv[1])):
     metrics.count_send("shared", "transactional", "sent")
 """

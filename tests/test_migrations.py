@@ -6,9 +6,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-from gateway import migrate
-from gateway.db import make_engine
-from gateway.models import Base
+from gateway.store import migrate
+from gateway.store.db import make_engine
+from gateway.store.models import Base
 
 
 def test_migrated_schema_matches_the_models(database_url):

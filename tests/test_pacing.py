@@ -13,10 +13,10 @@ from sqlalchemy import select
 
 from conftest import AUTH_TOKEN, patient
 from gateway.config import ConfigError, parse_practices
-from gateway.dispatch import Dispatcher
-from gateway.models import OutboundMessage
-from gateway.pacing import SKEW, Busy, Pacer, Slot
-from gateway.transport import SendError, TwilioTransport
+from gateway.services.dispatch import Dispatcher
+from gateway.services.transport import SendError, TwilioTransport
+from gateway.store.models import OutboundMessage
+from gateway.store.pacing import SKEW, Busy, Pacer, Slot
 from twilio_server import TwilioServer
 
 SENDER = "+17865550100"
@@ -181,7 +181,7 @@ def test_a_shared_sender_gets_the_lowest_rate_of_its_categories(make_app, databa
 
 
 def practice_category(name: str):
-    from gateway.domain import Category
+    from gateway.core.domain import Category
 
     return Category(name)
 
@@ -189,7 +189,7 @@ def practice_category(name: str):
 def test_messages_behind_the_pace_come_back_in_order(app, api, clock, sessions):
     """At 1 message/s the first pass sends what fits in the horizon and puts the rest back,
     one second apart, instead of re-claiming them all on every pass."""
-    from gateway.transport import ConsoleTransport
+    from gateway.services.transport import ConsoleTransport
 
     app.extensions["gateway.transport"] = ConsoleTransport(stream=__import__("io").StringIO())
     for n in range(8):

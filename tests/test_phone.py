@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway import phone
-from gateway.phone import InvalidPhoneNumber, is_e164, mask, normalize, time_zones
+from gateway.core import phone
+from gateway.core.phone import InvalidPhoneNumber, is_e164, mask, normalize, time_zones
 
 E164 = "+17863058649"
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from gateway import policy, recipients, windows
-from gateway.domain import Category, ConsentStatus, SkipReason
+from gateway.core import policy, recipients, windows
+from gateway.core.domain import Category, ConsentStatus, SkipReason
 
 NY = "America/New_York"
 # Monday 2 March 2026, 10:00 in New York (EST, UTC-5)

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from conftest import API_TOKEN, PATIENT, SHARED, new_sid
-from gateway.audit import token_fingerprint
-from gateway.logs import mask_numbers
-from gateway.models import (
+from gateway.core.logs import mask_numbers
+from gateway.store.audit import token_fingerprint
+from gateway.store.models import (
     AuditEvent,
     ConsentEvent,
     Contact,
@@ -206,7 +206,7 @@ def test_erasure_keeps_the_proof_and_suppresses_an_opted_out_number(
 def test_an_erased_opted_out_number_stays_suppressed_after_its_proof_is_purged(
     app, api, twilio, session, console
 ):
-    from gateway.dispatch import Dispatcher
+    from gateway.services.dispatch import Dispatcher
 
     with time_machine.travel(datetime(2026, 3, 2, 15, tzinfo=UTC), tick=False):
         twilio.inbound("STOP")

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from conftest import PATIENT, reminder_body
-from gateway.models import OutboundMessage
+from gateway.store.models import OutboundMessage
 
 URL = "/api/v1/reminders"
 

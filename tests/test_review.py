@@ -17,10 +17,10 @@ from conftest import (
     SPLIT_TRANSACTIONAL,
     new_sid,
 )
-from gateway import review
-from gateway.db import get_database
-from gateway.errors import Conflict
-from gateway.models import ConsentEvent, InboundMessage
+from gateway.core.errors import Conflict
+from gateway.services import review
+from gateway.store.db import get_database
+from gateway.store.models import ConsentEvent, InboundMessage
 
 REVIEWS = "/api/v1/reviews"
 TEXTED_AT = datetime(2026, 3, 1, 14, 5, 0, tzinfo=UTC)

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import MARKETING_FORM, PATIENT, SPLIT_MARKETING_SERVICE, SPLIT_TRANSACTIONAL
-from gateway.keywords import RULES, SOURCES, Intent, Match, Scope, classify
+from gateway.core.keywords import RULES, SOURCES, Intent, Match, Scope, classify
 
 REFERENCE = Path(__file__).parent / "data" / "revocations.csv"
 with REFERENCE.open(encoding="utf-8") as reference:

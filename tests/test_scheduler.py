@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from conftest import PATIENT, app_config
-from gateway import scheduler
-from gateway.models import utcnow
+from gateway.services import scheduler
+from gateway.store.models import utcnow
 
 ROOT = Path(__file__).resolve().parent.parent
 ZONES = ["America/New_York", "Europe/London", "Asia/Dubai", "Asia/Kolkata", "Asia/Tokyo",

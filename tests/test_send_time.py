@@ -9,7 +9,7 @@ import pytest
 import time_machine
 
 from conftest import PATIENT, SPLIT_MARKETING_SERVICE
-from gateway.dispatch import Dispatcher
+from gateway.services.dispatch import Dispatcher
 
 CHICAGO_PATIENT = "+13125550155"
 

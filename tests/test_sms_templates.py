@@ -15,11 +15,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway import config, sms_templates
+from gateway import config
 from gateway.config import Practice
-from gateway.domain import Category
-from gateway.errors import TemplateNotFound
-from gateway.sms_templates import render
+from gateway.core.domain import Category
+from gateway.core.errors import TemplateNotFound
+from gateway.services import sms_templates
+from gateway.services.sms_templates import render
 
 EXAMPLE = config.load_practices(config.EXAMPLE_PRACTICES_FILE)
 TESTING = config.load_practices(Path(__file__).parent / "practices.toml")

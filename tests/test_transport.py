@@ -21,8 +21,8 @@ from urllib.parse import parse_qsl
 import pytest
 from twilio.request_validator import RequestValidator
 
-from gateway.errors import GatewayError
-from gateway.transport import (
+from gateway.core.errors import GatewayError
+from gateway.services.transport import (
     ConsoleTransport,
     LookupUnsupported,
     OutboundSms,

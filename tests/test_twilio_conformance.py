@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from gateway.transport import OutboundSms, PermanentSendError, SendError, TwilioTransport
+from gateway.services.transport import OutboundSms, PermanentSendError, SendError, TwilioTransport
 
 ROOT = Path(__file__).resolve().parents[1]
 INSTALL_COMMAND = "tests/tools/install-prism"

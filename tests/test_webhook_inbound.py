@@ -16,7 +16,7 @@ from conftest import (
     inbound_params,
     new_sid,
 )
-from gateway.models import ConsentEvent, Contact, InboundMessage
+from gateway.store.models import ConsentEvent, Contact, InboundMessage
 
 INBOUND = "/webhooks/twilio/inbound"
 

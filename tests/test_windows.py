@@ -10,8 +10,8 @@ import time_machine
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway import phone
-from gateway.windows import Window, contains, next_opening, zones_for
+from gateway.core import phone
+from gateway.core.windows import Window, contains, next_opening, zones_for
 
 NY, CHI = "America/New_York", "America/Chicago"
 EASTERN, CENTRAL = ZoneInfo(NY), ZoneInfo(CHI)

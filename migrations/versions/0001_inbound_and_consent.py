@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-import gateway.models
+import gateway.store.models
 
 revision = "0001"
 down_revision = None
@@ -27,8 +27,12 @@ def upgrade() -> None:
         sa.Column("practice", sa.String(length=64), nullable=False),
         sa.Column("phone", sa.String(length=20), nullable=False),
         sa.Column("language", sa.String(length=8), nullable=True),
-        sa.Column("created_at", gateway.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", gateway.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "created_at", gateway.store.models.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.Column(
+            "updated_at", gateway.store.models.UTCDateTime(timezone=True), nullable=False
+        ),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("practice", "phone", name="uq_contacts_practice_phone"),
     )
@@ -41,7 +45,9 @@ def upgrade() -> None:
         sa.Column("sender", sa.String(length=64), nullable=False),
         sa.Column("body", sa.Text(), nullable=False),
         sa.Column("num_media", sa.Integer(), nullable=False),
-        sa.Column("received_at", gateway.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "received_at", gateway.store.models.UTCDateTime(timezone=True), nullable=False
+        ),
         sa.Column("intent", sa.String(length=32), nullable=False),
         sa.Column("language", sa.String(length=8), nullable=False),
         sa.Column("keyword", sa.String(length=32), nullable=True),
@@ -65,8 +71,12 @@ def upgrade() -> None:
         sa.Column("category", sa.String(length=32), nullable=False),
         sa.Column("action", sa.String(length=32), nullable=False),
         sa.Column("source", sa.String(length=32), nullable=False),
-        sa.Column("occurred_at", gateway.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("recorded_at", gateway.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "occurred_at", gateway.store.models.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.Column(
+            "recorded_at", gateway.store.models.UTCDateTime(timezone=True), nullable=False
+        ),
         sa.Column("inbound_message_id", sa.Integer(), nullable=True),
         sa.Column(
             "evidence", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False

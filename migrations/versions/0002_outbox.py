@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-import gateway.models
+import gateway.store.models
 
 revision = "0002"
 down_revision = "0001"
@@ -33,24 +33,42 @@ def upgrade() -> None:
         sa.Column(
             "params", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False
         ),
-        sa.Column("send_at", gateway.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", gateway.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "send_at", gateway.store.models.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.Column(
+            "expires_at", gateway.store.models.UTCDateTime(timezone=True), nullable=True
+        ),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("reason", sa.String(length=200), nullable=True),
-        sa.Column("next_attempt_at", gateway.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "next_attempt_at", gateway.store.models.UTCDateTime(timezone=True), nullable=False
+        ),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("lease_owner", sa.String(length=64), nullable=True),
-        sa.Column("lease_expires_at", gateway.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("send_started_at", gateway.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "lease_expires_at", gateway.store.models.UTCDateTime(timezone=True), nullable=True
+        ),
+        sa.Column(
+            "send_started_at", gateway.store.models.UTCDateTime(timezone=True), nullable=True
+        ),
         sa.Column("sender", sa.String(length=64), nullable=True),
         sa.Column("body", sa.Text(), nullable=True),
         sa.Column("provider_sid", sa.String(length=64), nullable=True),
         sa.Column("provider_status", sa.String(length=32), nullable=True),
         sa.Column("error_code", sa.Integer(), nullable=True),
-        sa.Column("created_at", gateway.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", gateway.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("sent_at", gateway.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("completed_at", gateway.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "created_at", gateway.store.models.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.Column(
+            "updated_at", gateway.store.models.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.Column(
+            "sent_at", gateway.store.models.UTCDateTime(timezone=True), nullable=True
+        ),
+        sa.Column(
+            "completed_at", gateway.store.models.UTCDateTime(timezone=True), nullable=True
+        ),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("practice", "external_id", name="uq_outbound_practice_external_id"),
         sa.UniqueConstraint("provider_sid"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import gateway.models
+import gateway.store.models
 
 revision = "0003"
 down_revision = "0002"
@@ -31,7 +31,7 @@ def upgrade() -> None:
 
     with op.batch_alter_table("inbound_messages", schema=None) as batch_op:
         batch_op.add_column(
-            sa.Column("reviewed_at", gateway.models.UTCDateTime(timezone=True), nullable=True)
+            sa.Column("reviewed_at", gateway.store.models.UTCDateTime(timezone=True), nullable=True)
         )
         batch_op.add_column(sa.Column("reviewed_by", sa.String(length=128), nullable=True))
         batch_op.add_column(sa.Column("review_note", sa.Text(), nullable=True))

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-import gateway.models
+import gateway.store.models
 
 revision = "0004"
 down_revision = "0003"
@@ -24,7 +24,9 @@ def upgrade() -> None:
     op.create_table(
         "audit_events",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("at", gateway.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "at", gateway.store.models.UTCDateTime(timezone=True), nullable=False
+        ),
         sa.Column("actor", sa.String(length=160), nullable=False),
         sa.Column("action", sa.String(length=64), nullable=False),
         sa.Column("practice", sa.String(length=64), nullable=False),
@@ -47,7 +49,9 @@ def upgrade() -> None:
         sa.Column("phone_hash", sa.String(length=64), nullable=False),
         sa.Column("category", sa.String(length=32), nullable=False),
         sa.Column("reason", sa.String(length=64), nullable=False),
-        sa.Column("created_at", gateway.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "created_at", gateway.store.models.UTCDateTime(timezone=True), nullable=False
+        ),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("practice", "phone_hash", "category", name="uq_suppression"),
     )

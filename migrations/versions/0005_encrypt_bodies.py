@@ -1,7 +1,7 @@
 """message bodies, review notes, reminder params and consent evidence encrypted at rest
 
-The encrypted columns hold text ("enc:v1:" + a Fernet token, see ``gateway.crypto``). The bodies
-and the review note were text already; ``outbound_messages.params`` and
+The encrypted columns hold text ("enc:v1:" + a Fernet token, see ``gateway.store.crypto``). The
+bodies and the review note were text already; ``outbound_messages.params`` and
 ``consent_events.evidence`` change from JSON (SQLite, table rebuilt) / JSONB (PostgreSQL,
 ``ALTER ... TYPE text USING col::text``) to text. Existing rows keep their content: the app reads
 legacy plaintext as it is, and ``flask --app app rotate-keys`` encrypts it (this migration has no
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from gateway import crypto
+from gateway.store import crypto
 
 revision = "0005"
 down_revision = "0004"

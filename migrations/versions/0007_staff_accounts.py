@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import gateway.models
+import gateway.store.models
 
 revision = "0007"
 down_revision = "0006"
@@ -26,10 +26,18 @@ def upgrade() -> None:
         sa.Column("password_hash", sa.String(length=256), nullable=False),
         sa.Column("active", sa.Boolean(), server_default=sa.true(), nullable=False),
         sa.Column("failed_sign_ins", sa.Integer(), nullable=False),
-        sa.Column("locked_until", gateway.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("last_sign_in_at", gateway.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("created_at", gateway.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", gateway.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "locked_until", gateway.store.models.UTCDateTime(timezone=True), nullable=True
+        ),
+        sa.Column(
+            "last_sign_in_at", gateway.store.models.UTCDateTime(timezone=True), nullable=True
+        ),
+        sa.Column(
+            "created_at", gateway.store.models.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.Column(
+            "updated_at", gateway.store.models.UTCDateTime(timezone=True), nullable=False
+        ),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("email"),
     )
@@ -45,8 +53,12 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
         sa.Column("staff_account_id", sa.Integer(), nullable=False),
-        sa.Column("created_at", gateway.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("last_seen_at", gateway.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "created_at", gateway.store.models.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.Column(
+            "last_seen_at", gateway.store.models.UTCDateTime(timezone=True), nullable=False
+        ),
         sa.ForeignKeyConstraint(["staff_account_id"], ["staff_accounts.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("token_hash"),

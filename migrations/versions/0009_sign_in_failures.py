@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import gateway.models
+import gateway.store.models
 
 revision = "0009"
 down_revision = "0008"
@@ -23,7 +23,9 @@ def upgrade() -> None:
         "console_sign_in_failures",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("address_hash", sa.String(length=64), nullable=False),
-        sa.Column("failed_at", gateway.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "failed_at", gateway.store.models.UTCDateTime(timezone=True), nullable=False
+        ),
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("console_sign_in_failures", schema=None) as batch_op:

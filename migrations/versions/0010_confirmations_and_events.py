@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import gateway.models
+import gateway.store.models
 
 revision = "0010"
 down_revision = "0009"
@@ -22,7 +22,9 @@ def upgrade() -> None:
     with op.batch_alter_table("outbound_messages") as batch:
         batch.add_column(sa.Column("response", sa.String(length=32), nullable=True))
         batch.add_column(
-            sa.Column("responded_at", gateway.models.UTCDateTime(timezone=True), nullable=True)
+            sa.Column(
+                "responded_at", gateway.store.models.UTCDateTime(timezone=True), nullable=True
+            )
         )
     op.create_table(
         "event_deliveries",
@@ -30,18 +32,28 @@ def upgrade() -> None:
         sa.Column("webhook_id", sa.String(length=64), nullable=False),
         sa.Column("practice", sa.String(length=64), nullable=False),
         sa.Column("type", sa.String(length=64), nullable=False),
-        sa.Column("occurred_at", gateway.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "occurred_at", gateway.store.models.UTCDateTime(timezone=True), nullable=False
+        ),
         sa.Column("data", sa.Text(), nullable=False),
         sa.Column("phone", sa.String(length=20), nullable=True),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("next_attempt_at", gateway.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "next_attempt_at", gateway.store.models.UTCDateTime(timezone=True), nullable=False
+        ),
         sa.Column("lease_owner", sa.String(length=64), nullable=True),
-        sa.Column("last_attempt_at", gateway.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "last_attempt_at", gateway.store.models.UTCDateTime(timezone=True), nullable=True
+        ),
         sa.Column("last_status_code", sa.Integer(), nullable=True),
         sa.Column("last_error", sa.String(length=200), nullable=True),
-        sa.Column("delivered_at", gateway.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("created_at", gateway.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "delivered_at", gateway.store.models.UTCDateTime(timezone=True), nullable=True
+        ),
+        sa.Column(
+            "created_at", gateway.store.models.UTCDateTime(timezone=True), nullable=False
+        ),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("webhook_id"),
     )

@@ -1,0 +1,1 @@
+"""Services: receive, decide, send, reconcile, review, erase: over the store."""

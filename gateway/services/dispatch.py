@@ -1,0 +1,502 @@
+"""Dispatch: claim due messages, decide, render, pace, send, record.
+
+Each message is decided at the moment of sending (a STOP that arrived after enqueue wins), in its
+own short transaction, and the request to Twilio happens outside any transaction. Just before the
+request, ``send_started_at`` is committed: if the process dies after that, housekeeping marks the
+message ``uncertain`` and reconciliation asks Twilio before anything is sent again.
+
+Sends run on a thread pool (``concurrency`` requests in flight at most), so Twilio's latency does
+not bound throughput; each sender's rate limit is kept across all processes by
+``gateway.store.pacing``; on PostgreSQL a send holds a shared lock on the recipient's number from
+the consent check until Twilio answers, so no text starts after a committed STOP
+(``gateway.store.send_lock``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Flask
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.config import Practice, Settings
+from gateway.core import gsm7, phone, policy, recipients, retry, windows
+from gateway.core.domain import Category, ConsentStatus, OutboxStatus, SkipReason, Unreachable
+from gateway.services import consent, metrics, reconcile, reminders, sms_templates
+from gateway.services.delivery import react_to_error
+from gateway.services.transport import (
+    TOO_MANY_REQUESTS,
+    OutboundSms,
+    PermanentSendError,
+    RetryableSendError,
+    SendError,
+    SendResult,
+    Transport,
+)
+from gateway.store import contacts, event_outbox, outbox, privacy, send_lock
+from gateway.store.db import Database
+from gateway.store.models import Contact, OutboundMessage, utcnow
+from gateway.store.pacing import Busy, Pacer
+from gateway.web import log_context
+
+log = logging.getLogger("gateway.dispatch")  # the name operators filter on
+
+STATUS_CALLBACK_PATH = "/webhooks/twilio/status"
+_IN_FLIGHT = (OutboxStatus.SENDING, OutboxStatus.UNCERTAIN)
+
+
+@dataclass
+class PassSummary:
+    """What one pass (or one drain) did."""
+
+    claimed: int = 0
+    sent: int = 0
+    deferred: int = 0
+    retrying: int = 0
+    failed: int = 0
+    uncertain: int = 0
+    #: put back untried: the sender's rate limit, a recipient that changed mid-decision
+    paced: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+
+    def add(self, outcome: str) -> None:
+        kind, _, reason = outcome.partition(":")
+        if kind == "skipped":
+            self.skipped[reason] += 1
+        elif kind != "none":
+            setattr(self, kind, getattr(self, kind) + 1)
+
+    def merge(self, other: PassSummary) -> None:
+        for name in ("claimed", "sent", "deferred", "retrying", "failed", "uncertain", "paced"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.skipped.update(other.skipped)
+
+    def __str__(self) -> str:
+        skipped = sum(self.skipped.values())
+        reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(self.skipped.items()))
+        return (
+            f"claimed {self.claimed}: sent {self.sent}, skipped {skipped}"
+            + (f" ({reasons})" if reasons else "")
+            + f", deferred {self.deferred}, retrying {self.retrying}, failed {self.failed}"
+            + (f", uncertain {self.uncertain}" if self.uncertain else "")
+            + (f", paced {self.paced}" if self.paced else "")
+        )
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    sms: OutboundSms
+    attempts: int
+
+
+#: what _decide answers when the message is not to be sent now (the outcome, for the summary)
+_Outcome = str
+
+
+class Dispatcher:
+    """Sends what is due. One instance per process; the scheduler calls ``drain``."""
+
+    def __init__(
+        self,
+        database: Database,
+        settings: Settings,
+        transport: Transport,
+        *,
+        owner: str | None = None,
+        lease: timedelta | None = None,
+        batch: int | None = None,
+        concurrency: int | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        rng: random.Random | None = None,
+        max_attempts: int = retry.MAX_ATTEMPTS,
+        pacer: Pacer | None = None,
+    ) -> None:
+        self.database = database
+        self.settings = settings
+        self.transport = transport
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
+        self.lease = lease or timedelta(seconds=settings.dispatch_lease)
+        self.batch = batch or settings.dispatch_batch
+        self.concurrency = concurrency or settings.dispatch_concurrency
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.max_attempts = max_attempts
+        # the pacer's slots become ``next_attempt_at`` values: one clock for both
+        self.pacer = pacer or Pacer(
+            database.sessions, settings.sender_rates(), now=lambda: clock().timestamp()
+        )
+        self.reconcile_after = timedelta(seconds=settings.reconcile_after)
+        self.locking = send_lock.supported(database.engine.dialect.name)
+        base = settings.public_base_url
+        self.status_callback = base + STATUS_CALLBACK_PATH if base else None
+        self._queued: Counter[str] = Counter()  # per sender: messages put back behind its pace
+        self._queued_lock = threading.Lock()
+        self._local_locks = send_lock.Striped()
+
+    @classmethod
+    def from_app(cls, app: Flask, **kwargs: Any) -> Dispatcher:
+        return cls(
+            app.extensions["gateway.db"],
+            app.extensions["gateway.settings"],
+            app.extensions["gateway.transport"],
+            **kwargs,
+        )
+
+    def run_pass(self) -> PassSummary:
+        """Claim one batch and process it (sends in parallel); returns what happened."""
+        summary = PassSummary()
+        claimed = self._claim()
+        summary.claimed = len(claimed)
+        if len(claimed) == 1 or self.concurrency == 1:
+            for message in claimed:
+                summary.add(self._process(message))
+        elif claimed:
+            with ThreadPoolExecutor(min(self.concurrency, len(claimed)), "dispatch") as pool:
+                for outcome in pool.map(self._process, claimed):
+                    summary.add(outcome)
+        self._queued.clear()
+        if claimed:
+            log.info("dispatch pass: %s", summary)
+        return summary
+
+    def drain(self, stop: threading.Event | None = None) -> PassSummary:
+        """Send until nothing is due, claiming the next batch while the last is still sending,
+        so the pool never runs dry between batches. ``stop`` ends claiming; what was claimed is
+        finished."""
+        total = PassSummary()
+        pending: set[Future[_Outcome]] = set()
+        exhausted = False
+        with ThreadPoolExecutor(self.concurrency, "dispatch") as pool:
+            while True:
+                if not exhausted and len(pending) <= self.concurrency:
+                    if stop is not None and stop.is_set():
+                        exhausted = True
+                    else:
+                        claimed = self._claim()
+                        total.claimed += len(claimed)
+                        exhausted = len(claimed) < self.batch
+                        pending |= {pool.submit(self._process, m) for m in claimed}
+                if not pending:
+                    break
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    total.add(future.result())
+        self._queued.clear()
+        if total.claimed:
+            log.info("dispatch: %s", total)
+        return total
+
+    def _claim(self) -> list[OutboundMessage]:
+        with self.database.sessions() as session:
+            return outbox.claim_due(
+                session, now=self.clock(), owner=self.owner, lease=self.lease, limit=self.batch
+            )
+
+    def _process(self, message: OutboundMessage) -> _Outcome:
+        token = log_context.practice.set(message.practice)  # named in this message's log lines
+        try:
+            outcome = self._process_one(message)
+        except Exception:  # one message's trouble must not stop the others; its lease expires
+            log.exception("message %s: dispatch failed; housekeeping will take it back", message.id)
+            return "none"
+        finally:
+            log_context.practice.reset(token)
+        metrics.count_send(message.practice, message.category, outcome)
+        return outcome
+
+    def _process_one(self, message: OutboundMessage) -> _Outcome:
+        with self._guard(message) as (session, locked):
+            prepared = self._decide(message, session, locked)
+            if isinstance(prepared, str):
+                return prepared
+            try:
+                result = self.transport.send(prepared.sms)
+            except SendError as exc:
+                error: SendError | Exception = exc
+            except Exception as exc:  # a bug or an unknown failure: Twilio may have the message
+                log.exception("send of message %s failed unexpectedly", message.id)
+                error = exc
+            else:
+                error = None  # type: ignore[assignment]
+        # Recorded after the recipient's lock is released: a 21610 records a consent event,
+        # which takes that lock exclusively.
+        if error is None:
+            self._sent(message, prepared.attempts, result)
+            return "sent"
+        if isinstance(error, RetryableSendError):
+            return self._retry_or_fail(message, prepared.attempts, error)
+        if isinstance(error, PermanentSendError):
+            return self._fail(message, prepared.attempts, error)
+        self._uncertain(message, prepared.attempts, error)
+        return "uncertain"
+
+    @contextmanager
+    def _guard(self, message: OutboundMessage) -> Iterator[tuple[Session, frozenset[str]]]:
+        """A session for deciding, and every number the message might go to (the patient's, a
+        guardian's, an alternate) locked until the block ends: in this process, and on
+        PostgreSQL (advisory locks) and SQLite (file locks) across processes
+        (``gateway.store.send_lock``). So two messages to one number are
+        decided one after the other (frequency caps hold) and a consent change waits for a send
+        under way. Yields (session, the numbers locked)."""
+        with self.database.sessions() as session:
+            row = session.execute(
+                select(Contact.guardian_phone, Contact.alternate_phone).where(
+                    Contact.practice == message.practice, Contact.phone == message.phone
+                )
+            ).first()
+            session.rollback()
+        phones = frozenset(p for p in (message.phone, *(row or ())) if p)
+        with self._local_locks.hold(phones):
+            if not self.locking:
+                # SQLite: file locks shared with the web process, taken before any transaction
+                files = send_lock.file_locks(self.database.engine)
+                with (
+                    files.hold(phones) if files else nullcontext(),
+                    self.database.sessions() as session,
+                ):
+                    yield session, phones
+                return
+            with self.database.engine.connect() as connection:
+                keys = send_lock.hold(connection, phones)
+                try:
+                    with Session(bind=connection, expire_on_commit=False) as session:
+                        yield session, phones
+                finally:
+                    connection.rollback()
+                    send_lock.release(connection, keys)
+
+    def _behind_pace(
+        self, session: Session, message: OutboundMessage, sender: str, busy: Busy
+    ) -> _Outcome:
+        """Put the message back for when the sender will have a slot for it (those put back
+        in one pass one interval apart, so that they do not all come due at once)."""
+        rate = self.pacer.rates[sender] or 1.0
+        with self._queued_lock:
+            ahead = self._queued[sender]
+            self._queued[sender] += 1
+        until = datetime.fromtimestamp(busy.next_free + ahead / rate, UTC)
+        return self._leave(
+            session, message, "paced", status=OutboxStatus.SCHEDULED, next_attempt_at=until,
+            reason=f"waiting for the sender's rate limit ({rate:g}/s)",
+        )  # fmt: skip
+
+    def _decide(
+        self, message: OutboundMessage, session: Session, locked: frozenset[str]
+    ) -> _Prepared | _Outcome:
+        """Apply the policy; for a send, render it, wait for the sender's slot, and commit
+        ``send_started_at``."""
+        now = self.clock()
+        if outbox.is_erased(message.phone):  # never sent: its number was erased
+            return self._leave(session, message, "none", status=OutboxStatus.CANCELLED,
+                               reason="erased")  # fmt: skip
+        practice = self.settings.practices.get(message.practice)
+        if practice is None:  # removed from the practices file since enqueue
+            reason = SkipReason.NO_SENDER.value
+            return self._leave(session, message, f"skipped:{reason}",
+                               status=OutboxStatus.SKIPPED, reason=reason)  # fmt: skip
+        facts, recipient, language = self._facts(session, message, practice, now)
+        try:
+            body = gsm7.to_gsm7(
+                reminders.render(message.template, message.params, practice, language,
+                                 max_chars=policy.EXEMPT_MAX_CHARS if facts.exempt_limits else None)
+            )  # fmt: skip
+        except Exception as exc:
+            return self._leave(session, message, "failed:render", status=OutboxStatus.FAILED,
+                               completed_at=now,
+                               reason=f"template did not render: {type(exc).__name__}")  # fmt: skip
+        facts = replace(facts, body_chars=len(body), body_segments=gsm7.segments(body))
+        decision = policy.decide(facts, now)
+        if isinstance(decision, policy.Skip):
+            reason = decision.reason.value
+            return self._leave(session, message, f"skipped:{reason}",
+                               status=OutboxStatus.SKIPPED, reason=reason)  # fmt: skip
+        if isinstance(decision, policy.Defer):
+            return self._leave(session, message, "deferred", status=OutboxStatus.SCHEDULED,
+                               next_attempt_at=decision.until, reason=decision.reason)  # fmt: skip
+        assert recipient is not None
+        if recipient not in locked:  # its contact changed just now
+            return self._leave(session, message, "paced", status=OutboxStatus.SCHEDULED,
+                               next_attempt_at=now,
+                               reason="recipient changed while deciding; next pass")  # fmt: skip
+        sender = practice.senders[Category(message.category)]
+        if self.pacer.paced(sender):
+            session.commit()  # end the reads: no transaction is held while waiting
+            slot = self.pacer.reserve(sender)
+            if isinstance(slot, Busy):
+                return self._behind_pace(session, message, sender, slot)
+            self.pacer.wait(slot)  # the recipient's lock is still held: no STOP slips in
+            now = self.clock()
+        # still ours and still for this number: an erasure cancels what is claimed but not
+        # started, and nothing personal is written back into an erased row
+        started = outbox.transition(
+            session, message.id, OutboxStatus.SENDING, owner=self.owner, phone=message.phone,
+            send_started_at=now, body=body, sender=sender, sent_to=recipient,
+        )  # fmt: skip
+        session.commit()
+        if not started:
+            log.warning("message %s: lease lost (or erased) before sending; not sent", message.id)
+            return "none"
+        message.sender = sender
+        sms = OutboundSms(
+            to=recipient, sender=sender, body=body, status_callback=self.status_callback
+        )
+        return _Prepared(sms=sms, attempts=message.attempts + 1)
+
+    def _facts(
+        self, session: Any, message: OutboundMessage, practice: Practice, now: datetime
+    ) -> tuple[policy.Facts, str | None, str]:
+        """Everything the policy needs, read in this transaction; the recipient; the language."""
+        category = Category(message.category)
+        patient = contacts.get(session, message.practice, message.phone)
+        today = now.astimezone(ZoneInfo(practice.time_zone)).date()
+        person = recipients.Person(
+            phone=message.phone,
+            date_of_birth=patient.date_of_birth if patient else None,
+            guardian_phone=patient.guardian_phone if patient else None,
+            alternate_phone=patient.alternate_phone if patient else None,
+            do_not_text=bool(patient and patient.do_not_text),
+        )
+        recipient = recipients.resolve(
+            person, category, today, minimum_age=practice.minimum_age,
+            guardian_required_under=practice.guardian_required_under,
+        )  # fmt: skip
+        language = (patient.language if patient else None) or practice.language
+        if recipient.phone is None:
+            facts = policy.Facts(
+                expires_at=message.expires_at, consent_status=ConsentStatus.NONE,
+                consent_allows=False, recipient_block=recipient.block,
+            )  # fmt: skip
+            return facts, None, language
+        target = patient if recipient.phone == message.phone else contacts.get(
+            session, message.practice, recipient.phone
+        )  # fmt: skip
+        state = consent.current(
+            session, message.practice, recipient.phone, (category,), now=now,
+            pending_ttl=consent.pending_ttl(practice),
+        )[category]  # fmt: skip
+        spec = sms_templates.catalog().get(message.template)
+        allows = state.allows_sending or bool(
+            spec and spec.confirms_opt_in and state.status is ConsentStatus.PENDING
+        )
+        exempt = category is Category.TRANSACTIONAL and state.status is ConsentStatus.IMPLIED
+        if category is Category.MARKETING:
+            caps = (policy.Cap(practice.marketing_per_day, timedelta(hours=24)),)
+        elif exempt:
+            caps = (
+                policy.Cap(practice.transactional_per_day, timedelta(hours=24)),
+                policy.Cap(practice.transactional_per_week, timedelta(days=7)),
+            )
+        else:
+            caps = ()
+        facts = policy.Facts(
+            expires_at=message.expires_at,
+            consent_status=state.status,
+            consent_allows=allows,
+            unreachable=Unreachable(target.unreachable) if target and target.unreachable else None,
+            has_sender=category in practice.senders,
+            window=practice.windows[category],
+            zones=windows.zones_for(
+                target.time_zone if target else None,
+                phone.time_zones(recipient.phone),
+                practice.time_zone,
+            ),
+            caps=caps,
+            recent_sends=outbox.recent_sends(
+                session, message.practice, recipient.phone, category.value, now - timedelta(days=7)
+            ),
+            exempt_limits=exempt,
+            suppressed=state.status is ConsentStatus.IMPLIED
+            and privacy.is_suppressed(
+                session, self.settings.hash_key, message.practice, recipient.phone, category.value
+            ),  # fmt: skip
+        )
+        return facts, recipient.phone, (target.language if target else None) or language
+
+    def _leave(
+        self, session: Session, message: OutboundMessage, outcome: _Outcome, **values: Any
+    ) -> _Outcome:
+        """``_finish``, answering ``outcome``, or "none" when the lease was lost meanwhile."""
+        return outcome if self._finish(session, message, **values) else "none"
+
+    def _finish(self, session: Session, message: OutboundMessage, **values: Any) -> bool:
+        """Leave the message with ``values`` unless its lease was lost; commits."""
+        moved = outbox.transition(
+            session, message.id, OutboxStatus.SENDING, owner=self.owner,
+            lease_owner=None, lease_expires_at=None, **values,
+        )  # fmt: skip
+        if moved:
+            event_outbox.reminder_moved(session, message, values.get("status"), self.clock())
+        session.commit()
+        return moved
+
+    def _sent(self, message: OutboundMessage, attempts: int, result: SendResult) -> None:
+        # Recorded even if housekeeping meanwhile marked it uncertain: Twilio has it.
+        now = self.clock()
+        self._record(message, status=OutboxStatus.SENT, attempts=attempts, provider_sid=result.sid,
+                     provider_status=result.status, sent_at=now, reason=None, error_code=None,
+                     next_attempt_at=now + self.reconcile_after)  # fmt: skip
+
+    def _uncertain(self, message: OutboundMessage, attempts: int, exc: Exception) -> None:
+        """Twilio may have the message: reconciliation looks it up before any resend."""
+        reason = str(exc) if isinstance(exc, SendError) else "unexpected error while sending"
+        self._record(message, status=OutboxStatus.UNCERTAIN, attempts=attempts,
+                     next_attempt_at=self.clock() + reconcile.FIRST_LOOK,
+                     reason=f"{reason}; checking with Twilio before resending")  # fmt: skip
+
+    def _retry_or_fail(
+        self, message: OutboundMessage, attempts: int, exc: RetryableSendError
+    ) -> _Outcome:
+        throttled = exc.http_status == 429 or exc.code == TOO_MANY_REQUESTS
+        if retry.gives_up(attempts, self.max_attempts, throttled=throttled):
+            self._record(message, status=OutboxStatus.FAILED, attempts=attempts,
+                         error_code=exc.code, completed_at=self.clock(),
+                         reason=f"gave up after {attempts} attempts: {exc}")  # fmt: skip
+            return f"failed:{exc.code or 'gave_up'}"
+        delay = retry.backoff(attempts, retry_after=exc.retry_after, rng=self.rng)
+        self._record(message, status=OutboxStatus.SCHEDULED, attempts=attempts,
+                     next_attempt_at=self.clock() + delay, send_started_at=None,
+                     error_code=exc.code, reason=f"retrying: {exc}")  # fmt: skip
+        return f"retrying:{exc.code or exc.http_status or 'network'}"
+
+    def _fail(self, message: OutboundMessage, attempts: int, exc: PermanentSendError) -> _Outcome:
+        now = self.clock()
+        with self.database.sessions() as session:
+            values = dict(status=OutboxStatus.FAILED, attempts=attempts, error_code=exc.code,
+                          completed_at=now, reason=str(exc), lease_owner=None,
+                          lease_expires_at=None)  # fmt: skip
+            if outbox.transition(session, message.id, _IN_FLIGHT, phone=message.phone, **values):
+                event_outbox.reminder_moved(session, message, OutboxStatus.FAILED, now)
+                if exc.code is not None:
+                    react_to_error(session, self.settings, message, exc.code, now)
+            else:  # erased while Twilio answered: the outcome only, nothing about the number
+                outbox.transition(session, message.id, _IN_FLIGHT, **values)
+            session.commit()
+        return f"failed:{exc.code or 'unknown'}"
+
+    def _record(self, message: OutboundMessage, **values: Any) -> None:
+        """Record a send's outcome (never anything personal: that was written before the send).
+        A message erased while Twilio answered keeps its outcome but is never tried again."""
+        with self.database.sessions() as session:
+            values.update(lease_owner=None, lease_expires_at=None)
+            if outbox.transition(session, message.id, _IN_FLIGHT, phone=message.phone,
+                                 **values):  # fmt: skip
+                event_outbox.reminder_moved(session, message, values["status"], self.clock())
+            else:  # erased while sending: the outcome only, nothing about the number
+                if values["status"] in (OutboxStatus.SCHEDULED, OutboxStatus.UNCERTAIN):
+                    values.update(status=OutboxStatus.CANCELLED,
+                                  reason="erased while sending; not tried again")  # fmt: skip
+                outbox.transition(session, message.id, _IN_FLIGHT, **values)
+            session.commit()

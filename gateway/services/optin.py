@@ -1,0 +1,73 @@
+"""Marketing consent by double opt-in: a web form's express written consent, then the patient's YES.
+
+``request`` records the web form's consent (``opt_in_requested``, with its evidence) and queues one
+confirmation text asking for YES; marketing stays ``pending``. ``confirm`` (on an inbound YES)
+grants it. A request left unanswered lapses after the practice's ``double_opt_in_hours``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from gateway.config import Practice
+from gateway.core.domain import Action, Category, ConsentStatus, OutboxStatus, Source
+from gateway.services import consent
+from gateway.store.models import ConsentEvent, OutboundMessage
+
+CONFIRMATION_TEMPLATE = "marketing_opt_in_request"
+
+
+def request(
+    session: Session,
+    practice: Practice,
+    phone: str,
+    evidence: Mapping[str, Any],
+    *,
+    occurred_at: datetime,
+    now: datetime,
+) -> tuple[consent.ConsentState, OutboundMessage | None]:
+    """Record a web-form consent and queue its confirmation text (one transaction; commits).
+
+    Already opted in, or a request still pending: nothing new (no second confirmation text).
+    """
+    ttl = consent.pending_ttl(practice)
+    state = consent.current(session, practice.slug, phone, (Category.MARKETING,), now=now,
+                            pending_ttl=ttl)[Category.MARKETING]  # fmt: skip
+    if state.status in (ConsentStatus.OPTED_IN, ConsentStatus.PENDING):
+        return state, None
+    event = consent.record(
+        session, practice=practice.slug, phone=phone, category=Category.MARKETING,
+        action=Action.OPT_IN_REQUESTED, source=Source.WEB_FORM, occurred_at=occurred_at,
+        evidence=evidence,
+    )  # fmt: skip
+    message = OutboundMessage(
+        practice=practice.slug,
+        external_id=f"optin-{event.id}",
+        phone=phone,
+        category=Category.MARKETING.value,
+        template=CONFIRMATION_TEMPLATE,
+        params={},
+        send_at=now,
+        expires_at=occurred_at + ttl,
+        status=OutboxStatus.SCHEDULED.value,
+        next_attempt_at=now,
+        attempts=0,
+    )
+    session.add(message)
+    session.commit()
+    return consent.state_from(Category.MARKETING, event), message
+
+
+def pending_request(
+    session: Session, practice: Practice, phone: str, now: datetime
+) -> ConsentEvent | None:
+    """The live double opt-in request awaiting this number's YES, if any."""
+    state = consent.current(
+        session, practice.slug, phone, (Category.MARKETING,), now=now,
+        pending_ttl=consent.pending_ttl(practice),
+    )[Category.MARKETING]  # fmt: skip
+    return state.event if state.status is ConsentStatus.PENDING else None

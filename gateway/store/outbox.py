@@ -1,0 +1,265 @@
+"""The outbox: enqueue, claim due messages under a lease, and move them through their states.
+
+Every transition is one UPDATE guarded by the status (and lease) it expects; the caller learns
+from the row count whether it won. Claiming is one statement: ``FOR UPDATE SKIP LOCKED`` on
+PostgreSQL, so any number of dispatchers on any number of machines share the outbox; SQLite has a
+single writer (``BEGIN IMMEDIATE``), which gives the same guarantee on one machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from gateway.core.domain import Action, Category, OutboxStatus
+from gateway.core.errors import Conflict
+from gateway.core.policy import CAP_REASON
+from gateway.services.reminders import ReminderRequest
+from gateway.store.models import Contact, OutboundMessage, utcnow
+
+
+def enqueue(session: Session, request: ReminderRequest) -> tuple[OutboundMessage, bool]:
+    """Store a reminder; returns (message, created). Commits.
+
+    The caller's id is the idempotency key per practice: the same request again returns the stored
+    message (created False); the same id with a different request raises Conflict.
+    """
+    fingerprint = request.fingerprint()
+    existing = get(session, request.practice.slug, request.external_id)
+    if existing is None:
+        message = OutboundMessage(
+            practice=request.practice.slug,
+            external_id=request.external_id,
+            request_hash=fingerprint,
+            phone=request.phone,
+            category=request.category.value,
+            template=request.template,
+            params=dict(request.params),
+            send_at=request.send_at,
+            expires_at=request.expires_at,
+            status=OutboxStatus.SCHEDULED.value,
+            next_attempt_at=request.send_at,
+            attempts=0,
+        )
+        session.add(message)
+        try:
+            session.commit()
+            return message, True
+        except IntegrityError:  # the same id enqueued concurrently
+            session.rollback()
+            existing = get(session, request.practice.slug, request.external_id)
+            if existing is None:
+                raise
+    if existing.request_hash != fingerprint:
+        raise Conflict(f"reminder {request.external_id!r} exists with a different body")
+    return existing, False
+
+
+def get(session: Session, practice: str, external_id: str) -> OutboundMessage | None:
+    return session.scalar(
+        select(OutboundMessage).where(
+            OutboundMessage.practice == practice, OutboundMessage.external_id == external_id
+        )
+    )
+
+
+def by_provider_sid(session: Session, sid: str) -> OutboundMessage | None:
+    return session.scalar(select(OutboundMessage).where(OutboundMessage.provider_sid == sid))
+
+
+def claim_due(
+    session: Session, *, now: datetime, owner: str, lease: timedelta, limit: int
+) -> list[OutboundMessage]:
+    """Take up to ``limit`` due messages for ``owner`` until ``now + lease``. Commits."""
+    due = (
+        select(OutboundMessage.id)
+        .where(
+            OutboundMessage.status == OutboxStatus.SCHEDULED.value,
+            OutboundMessage.next_attempt_at <= now,
+        )
+        .order_by(OutboundMessage.next_attempt_at, OutboundMessage.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        # A CTE, evaluated once: PostgreSQL may re-run a LIMIT subquery inside IN (...) per row
+        # and so claim more than ``limit`` rows.
+        .cte("due")
+    )
+    claimed = session.scalars(
+        update(OutboundMessage)
+        .where(
+            OutboundMessage.id.in_(select(due.c.id)),
+            OutboundMessage.status == OutboxStatus.SCHEDULED.value,
+        )
+        .values(
+            status=OutboxStatus.SENDING.value,
+            lease_owner=owner,
+            lease_expires_at=now + lease,
+            updated_at=now,
+        )
+        .returning(OutboundMessage.id),
+        execution_options={"synchronize_session": False},
+    ).all()
+    session.commit()
+    if not claimed:
+        return []
+    return list(
+        session.scalars(
+            select(OutboundMessage)
+            .where(OutboundMessage.id.in_(claimed))
+            .order_by(OutboundMessage.next_attempt_at, OutboundMessage.id)
+            .execution_options(populate_existing=True)
+        )
+    )
+
+
+def transition(
+    session: Session,
+    message_id: int,
+    expected: OutboxStatus | Iterable[OutboxStatus],
+    *,
+    owner: str | None = None,
+    phone: str | None = None,
+    **values: Any,
+) -> bool:
+    """Set ``values`` if the message is still in ``expected`` (and leased by ``owner``, and still
+    for ``phone``, not erased meanwhile, if given).
+
+    Does not commit. Returns whether the row was updated.
+    """
+    statuses = [expected] if isinstance(expected, OutboxStatus) else list(expected)
+    conditions = [
+        OutboundMessage.id == message_id,
+        OutboundMessage.status.in_([s.value for s in statuses]),
+    ]
+    if owner is not None:
+        conditions.append(OutboundMessage.lease_owner == owner)
+    if phone is not None:
+        conditions.append(OutboundMessage.phone == phone)
+    values = {k: (v.value if isinstance(v, OutboxStatus) else v) for k, v in values.items()}
+    values.setdefault("updated_at", utcnow())
+    result = session.execute(
+        update(OutboundMessage).where(*conditions).values(**values),
+        execution_options={"synchronize_session": False},
+    )
+    return result.rowcount == 1
+
+
+#: an erased message's number is replaced by this prefix and a keyed hash
+#: (``gateway.services.rights``)
+ERASED_PREFIX = "x"
+
+
+def is_erased(phone: str | None) -> bool:
+    """Whether a message's number was erased (numbers are stored in E.164, ``+...``)."""
+    return bool(phone) and phone.startswith(ERASED_PREFIX)  # type: ignore[union-attr]
+
+
+def cancel(session: Session, message: OutboundMessage) -> bool:
+    """Cancel a message that has not been sent; commits. False when it is too late."""
+    done = transition(
+        session, message.id, OutboxStatus.SCHEDULED, status=OutboxStatus.CANCELLED, reason=None
+    )
+    session.commit()
+    session.refresh(message)
+    return done or message.status == OutboxStatus.CANCELLED.value
+
+
+def release_expired_leases(session: Session, now: datetime | None = None) -> dict[str, int]:
+    """Housekeeping for dispatchers that died mid-pass. Commits.
+
+    A message whose send had not started goes back to ``scheduled`` (nothing reached Twilio).
+    One whose send had started is ``uncertain``: Twilio may have it, so it is never resent blindly.
+    """
+    now = now or utcnow()
+    expired = (
+        OutboundMessage.status == OutboxStatus.SENDING.value,
+        OutboundMessage.lease_expires_at < now,
+    )
+    requeued = session.execute(
+        update(OutboundMessage)
+        .where(*expired, OutboundMessage.send_started_at.is_(None))
+        .values(status=OutboxStatus.SCHEDULED.value, lease_owner=None, lease_expires_at=None,
+                updated_at=now),
+        execution_options={"synchronize_session": False},
+    ).rowcount  # fmt: skip
+    uncertain = session.execute(
+        update(OutboundMessage)
+        .where(*expired, OutboundMessage.send_started_at.is_not(None))
+        .values(status=OutboxStatus.UNCERTAIN.value, lease_owner=None, lease_expires_at=None,
+                reason="dispatcher stopped while sending; check with Twilio before resending",
+                updated_at=now),
+        execution_options={"synchronize_session": False},
+    ).rowcount  # fmt: skip
+    session.commit()
+    return {"requeued": requeued, "uncertain": uncertain}
+
+
+def recent_sends(
+    session: Session, practice: str, recipient: str, category: str, since: datetime
+) -> tuple[datetime, ...]:
+    """When messages of ``category`` went to ``recipient`` since ``since`` (for frequency caps),
+    counting those whose request is under way or whose outcome is not known yet."""
+    sent = select(OutboundMessage.sent_at).where(
+        OutboundMessage.practice == practice,
+        OutboundMessage.sent_to == recipient,
+        OutboundMessage.category == category,
+        OutboundMessage.sent_at >= since,
+    )
+    in_flight = select(OutboundMessage.send_started_at).where(
+        OutboundMessage.practice == practice,
+        OutboundMessage.sent_to == recipient,
+        OutboundMessage.category == category,
+        OutboundMessage.status.in_([OutboxStatus.SENDING.value, OutboxStatus.UNCERTAIN.value]),
+        OutboundMessage.sent_at.is_(None),
+        OutboundMessage.send_started_at >= since,
+    )
+    return tuple(session.scalars(sent.union_all(in_flight)))
+
+
+#: the reason a reminder pulled forward by an opt-in carries until the dispatcher decides it
+RECONSIDER_REASON = "express consent recorded: to be decided again at the next pass"
+
+
+def reconsider_after_consent(
+    session: Session,
+    practice: str,
+    phone: str,
+    category: Category,
+    action: Action,
+    now: datetime | None = None,
+) -> int:
+    """After a consent event: care reminders that the FCC healthcare exemption's caps (1 a day,
+    3 a week without express consent) held back come due now, so that the next dispatch pass
+    decides them again with the consent just given instead of a day or a week later.
+
+    ``consent.record`` calls it with every event (it acts on a transactional opt-in only; a
+    marketing cap holds whatever the consent). Covers reminders to ``phone`` and to patients who
+    have it as their guardian's or alternate number. Does not commit; returns how many came
+    forward.
+    """
+    if action is not Action.OPT_IN or category is not Category.TRANSACTIONAL:
+        return 0
+    now = now or utcnow()
+    through = select(Contact.phone).where(
+        Contact.practice == practice,
+        or_(Contact.guardian_phone == phone, Contact.alternate_phone == phone),
+    )
+    result = session.execute(
+        update(OutboundMessage)
+        .where(
+            OutboundMessage.practice == practice,
+            or_(OutboundMessage.phone == phone, OutboundMessage.phone.in_(through)),
+            OutboundMessage.category == Category.TRANSACTIONAL.value,
+            OutboundMessage.status == OutboxStatus.SCHEDULED.value,
+            OutboundMessage.reason == CAP_REASON,
+            OutboundMessage.next_attempt_at > now,
+        )
+        .values(next_attempt_at=now, reason=RECONSIDER_REASON, updated_at=now),
+        execution_options={"synchronize_session": False},
+    )
+    return result.rowcount

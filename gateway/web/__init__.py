@@ -1,0 +1,1 @@
+"""The web edge: Twilio's webhooks, the JSON API, the staff console, health and metrics."""

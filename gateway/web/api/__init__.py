@@ -1,0 +1,1 @@
+"""The JSON API for the scheduling system, one module a resource."""

@@ -1,0 +1,179 @@
+"""What the console's patient, review and audit pages read. Each function is one page's worth of
+queries over one practice; the views never write SQL. No Flask here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from gateway.config import Practice
+from gateway.core.domain import Category, OutboxStatus
+from gateway.services import consent
+from gateway.services.consent import ConsentState
+from gateway.store import contacts
+from gateway.store.models import (
+    AuditEvent,
+    ConsentEvent,
+    Contact,
+    InboundMessage,
+    OutboundMessage,
+    StaffAccount,
+)
+
+RECENT_MESSAGES = 50
+AUDIT_PAGE = 100
+#: reminders that have not reached their end yet
+UPCOMING = (OutboxStatus.SCHEDULED.value, OutboxStatus.SENDING.value, OutboxStatus.UNCERTAIN.value)
+
+
+@dataclass(frozen=True)
+class Message:
+    """One text on the patient's page, either way."""
+
+    at: datetime | None
+    inbound: bool
+    body: str | None
+    status: str
+    detail: str | None
+    outbound: OutboundMessage | None = None
+    #: the Twilio error code of an outbound text (shown with its meaning)
+    error_code: int | None = None
+    #: the gateway's automatic answer to an inbound text (HELP, STOP and START confirmations)
+    auto_reply: bool = False
+
+
+@dataclass(frozen=True)
+class PatientPage:
+    phone: str
+    contact: Contact | None
+    consent: dict[Category, ConsentState]
+    #: every consent event, newest first
+    timeline: list[ConsentEvent]
+    upcoming: list[OutboundMessage]
+    messages: list[Message]
+    open_reviews: list[InboundMessage]
+
+    @property
+    def known(self) -> bool:
+        return bool(self.contact or self.timeline or self.upcoming or self.messages)
+
+
+def patient_page(session: Session, practice: Practice, phone: str, now: datetime) -> PatientPage:
+    """Everything the patient page shows for one number in one practice."""
+    states = consent.current(session, practice.slug, phone, now=now,
+                             pending_ttl=consent.pending_ttl(practice))  # fmt: skip
+    timeline = list(reversed(consent.history(session, practice.slug, phone)))
+    outbound = list(
+        session.scalars(
+            select(OutboundMessage)
+            .where(
+                OutboundMessage.practice == practice.slug,
+                or_(OutboundMessage.phone == phone, OutboundMessage.sent_to == phone),
+            )
+            .order_by(OutboundMessage.created_at.desc(), OutboundMessage.id.desc())
+            .limit(RECENT_MESSAGES + 50)
+        )
+    )
+    upcoming = sorted(
+        (m for m in outbound if m.status in UPCOMING), key=lambda m: (m.next_attempt_at, m.id)
+    )
+    inbound = list(
+        session.scalars(
+            select(InboundMessage)
+            .where(InboundMessage.practice == practice.slug, InboundMessage.phone == phone)
+            .order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc())
+            .limit(RECENT_MESSAGES)
+        )
+    )
+    messages = [shown for m in inbound for shown in (*_reply(m), _inbound(m))] + [
+        _outbound(m) for m in outbound if m.status not in UPCOMING
+    ]
+    messages.sort(key=lambda m: m.at or now, reverse=True)  # stable: a reply above its text
+    return PatientPage(
+        phone=phone,
+        contact=contacts.get(session, practice.slug, phone),
+        consent=states,
+        timeline=timeline,
+        upcoming=upcoming,
+        messages=messages[:RECENT_MESSAGES],
+        open_reviews=[m for m in inbound if m.review_status == "open"],
+    )
+
+
+def _inbound(message: InboundMessage) -> Message:
+    if message.review_status == "open":
+        detail = "possible opt-out: awaiting staff review"
+    elif message.review_status:
+        detail = f"possible opt-out, reviewed: {message.review_status.replace('_', ' ')}"
+    elif message.keyword:
+        detail = f"keyword {message.keyword}"
+    else:
+        detail = None
+    return Message(at=message.received_at, inbound=True, body=message.body, status="received",
+                   detail=detail)  # fmt: skip
+
+
+def _reply(message: InboundMessage) -> tuple[Message, ...]:
+    """The automatic reply the gateway answered the text with (TwiML), if any."""
+    if not message.reply:
+        return ()
+    return (Message(at=message.received_at, inbound=False, body=message.reply, status="replied",
+                    detail="automatic reply to the patient's text", auto_reply=True),)  # fmt: skip
+
+
+def _outbound(message: OutboundMessage) -> Message:
+    # with an error code, its meaning says more than the transport's technical reason
+    detail = None if message.error_code else message.reason
+    return Message(
+        at=message.sent_at or message.completed_at or message.updated_at, inbound=False,
+        body=message.body, status=message.status, detail=detail, outbound=message,
+        error_code=message.error_code,
+    )  # fmt: skip
+
+
+def review_item(session: Session, practice: str, inbound_id: int) -> InboundMessage | None:
+    """A message that needed review (open or resolved) in the practice, or None."""
+    return session.scalar(
+        select(InboundMessage).where(
+            InboundMessage.id == inbound_id,
+            InboundMessage.practice == practice,
+            InboundMessage.review_status.is_not(None),
+        )
+    )
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    event: AuditEvent
+    #: the staff member's e-mail for ``staff:<id>`` actors
+    who: str
+
+
+def audit_page(
+    session: Session, practice: str, *, before_id: int | None = None, limit: int = AUDIT_PAGE
+) -> tuple[list[AuditRow], int | None]:
+    """One page of the practice's audit log, newest first, and the cursor of the next page."""
+    query = select(AuditEvent).where(AuditEvent.practice == practice)
+    if before_id is not None:
+        query = query.where(AuditEvent.id < before_id)
+    events = list(session.scalars(query.order_by(AuditEvent.id.desc()).limit(limit + 1)))
+    more = len(events) > limit
+    events = events[:limit]
+    ids = {_staff_id(e.actor) for e in events} - {None}
+    emails: dict[Any, str] = {
+        account_id: email
+        for account_id, email in session.execute(
+            select(StaffAccount.id, StaffAccount.email).where(StaffAccount.id.in_(ids))
+        )
+    } if ids else {}  # fmt: skip
+    rows = [AuditRow(e, emails.get(_staff_id(e.actor), e.actor)) for e in events]
+    return rows, (events[-1].id if more else None)
+
+
+def _staff_id(actor: str) -> int | None:
+    kind, _, value = actor.partition(":")
+    return int(value) if kind == "staff" and value.isdigit() else None
