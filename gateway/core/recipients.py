@@ -67,3 +67,9 @@ def resolve(
     if person.do_not_text:
         return Recipient(None, SkipReason.DO_NOT_TEXT)
     return Recipient(person.phone)
+
+
+def language_for(recipient_language: str | None, practice_language: str) -> str:
+    """The language a text to this recipient is written in: the contact's own (``"en"``,
+    ``"es"``) when the contact record has one, else the practice's default."""
+    return recipient_language or practice_language

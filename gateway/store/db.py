@@ -13,11 +13,19 @@ from typing import Any
 
 from flask import Flask, current_app, g, has_request_context
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.store import send_lock
 
 log = logging.getLogger("gateway.db")  # the name operators filter on
+
+#: the database could not be reached or went silent (a connection refused, cut or timed out);
+#: the layers above the store catch this name, never SQLAlchemy's
+DatabaseUnavailable = OperationalError
+#: no pooled connection came free within the pool's wait
+NoConnectionFree = PoolTimeout
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
