@@ -4,6 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 PYTHON ?= python3
+# test processes (pytest-xdist): most tests wait on sockets and subprocesses, so more than the cores
+PYTEST_WORKERS ?= 4
 # The PostgreSQL the tests also run on (each session makes and drops its own scratch database).
 GATEWAY_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 export GATEWAY_TEST_POSTGRES_URL
@@ -28,7 +30,7 @@ run: install
 	PATH="$(abspath $(BIN)):$$PATH" PORT=$(PORT) GATEWAY_BIND=127.0.0.1 $(BIN)/honcho start web scheduler
 
 test: install postgres prism chromium lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS)
 
 lint: install
 	$(BIN)/ruff check .
