@@ -10,17 +10,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING
 
 from gateway.config import Practice
 from gateway.core import confirmations
 from gateway.core.confirmations import Candidate, Response
 from gateway.core.domain import Category, OutboxStatus
 from gateway.services import sms_templates
-from gateway.store import contacts, event_outbox
-from gateway.store.models import OutboundMessage, utcnow
+from gateway.store import contacts, event_outbox, outbox
+from gateway.store.models import utcnow
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 TEMPLATE = "appointment_reminder"
 #: reminders sent longer ago than this are not looked at
@@ -35,7 +36,7 @@ _EVENT_TYPES = {
     Response.CONFIRMED: "appointment.confirmed",
     Response.RESCHEDULE_REQUESTED: "appointment.reschedule_requested",
 }
-_ANSWERABLE = (OutboxStatus.SENT.value, OutboxStatus.DELIVERED.value)
+_ANSWERABLE = (OutboxStatus.SENT, OutboxStatus.DELIVERED)
 
 
 @dataclass(frozen=True)
@@ -60,22 +61,10 @@ def plan(
     answer = confirmations.match(body)
     if answer is None:
         return None
-    rows = session.execute(
-        select(
-            OutboundMessage.id, OutboundMessage.params, OutboundMessage.sent_at,
-            OutboundMessage.response,
-        )
-        .where(
-            OutboundMessage.practice == practice.slug,
-            OutboundMessage.sent_to == phone,
-            OutboundMessage.category == Category.TRANSACTIONAL.value,
-            OutboundMessage.sent_at >= now - LOOKBACK,
-            OutboundMessage.template == TEMPLATE,
-            OutboundMessage.status.in_(_ANSWERABLE),
-        )
-        .order_by(OutboundMessage.sent_at.desc(), OutboundMessage.id.desc())
-        .limit(CANDIDATES)
-    ).all()  # fmt: skip
+    rows = outbox.sent_to_number(
+        session, practice.slug, phone, category=Category.TRANSACTIONAL, template=TEMPLATE,
+        statuses=_ANSWERABLE, since=now - LOOKBACK, limit=CANDIDATES,
+    )  # fmt: skip
     candidates, details = [], {}
     for message_id, params, sent_at, response in rows:
         try:
@@ -103,12 +92,7 @@ def record(session: Session, planned: Planned, at: datetime | None = None) -> No
     if planned.previous == planned.response.value:
         return
     at = at or utcnow()
-    session.execute(
-        update(OutboundMessage)
-        .where(OutboundMessage.id == planned.message_id)
-        .values(response=planned.response.value, responded_at=at, updated_at=utcnow()),
-        execution_options={"synchronize_session": False},
-    )
+    outbox.record_response(session, planned.message_id, planned.response.value, at)
     event_outbox.emit_reminder(
         session, planned.message_id, _EVENT_TYPES[planned.response], occurred_at=at,
         appointment_time=planned.appointment_time, response=planned.response.value,

@@ -10,10 +10,7 @@ from __future__ import annotations
 import enum
 import logging
 from datetime import datetime
-from typing import Any
-
-from sqlalchemy import update
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any
 
 from gateway.config import Settings
 from gateway.core import coverage
@@ -24,6 +21,9 @@ from gateway.core.phone import mask
 from gateway.services import consent, metrics
 from gateway.store import contacts, event_outbox, outbox
 from gateway.store.models import OutboundMessage, utcnow
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 log = logging.getLogger("gateway.delivery")  # the name operators filter on
 
@@ -103,7 +103,8 @@ def apply_status(
             values.update(status=FINAL[status], completed_at=now)
         if error_code is not None:
             values["error_code"] = error_code
-        if _update_if_unchanged(session, message, seen, values):
+        if outbox.set_provider_status(session, message.id, statuses=_ACCEPTED, seen=seen,
+                                      **values):  # fmt: skip
             if values.get("status") not in (None, message.status):  # "read" after "delivered"
                 event_outbox.reminder_moved(session, message, values["status"], now)
             if error_code is not None:
@@ -117,27 +118,6 @@ def apply_status(
             return Outcome.APPLIED
         session.rollback()
     return Outcome.STALE
-
-
-def _update_if_unchanged(
-    session: Session, message: OutboundMessage, seen: str | None, values: dict[str, Any]
-) -> bool:
-    guard = (
-        OutboundMessage.provider_status.is_(None)
-        if seen is None
-        else OutboundMessage.provider_status == seen
-    )
-    result = session.execute(
-        update(OutboundMessage)
-        .where(
-            OutboundMessage.id == message.id,
-            OutboundMessage.status.in_([s.value for s in _ACCEPTED]),
-            guard,
-        )
-        .values(updated_at=utcnow(), **values),
-        execution_options={"synchronize_session": False},
-    )
-    return result.rowcount == 1
 
 
 def react_to_error(

@@ -10,12 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
-from typing import Any
-
-from sqlalchemy import Executable, bindparam, exists, select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any
 
 from gateway.config import Practice
 from gateway.core import coverage, keywords
@@ -23,8 +18,11 @@ from gateway.core.domain import Action, Category, ConsentStatus, ReviewStatus, S
 from gateway.core.keywords import Classification, Intent, Scope
 from gateway.core.phone import mask
 from gateway.services import appointment_replies, consent, optin, sms_templates
-from gateway.store import contacts
-from gateway.store.models import ConsentEvent, InboundMessage, utcnow
+from gateway.store import consent_reads, inbound_log
+from gateway.store.models import InboundMessage, utcnow
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 log = logging.getLogger("gateway.inbound")  # the name operators filter on
 
@@ -94,21 +92,15 @@ def handle(session: Session, sms: InboundSms) -> InboundResult:
     contact = {"unreachable": None, "unreachable_code": None}
     if intent not in (Intent.NONE, Intent.POSSIBLE_OPT_OUT):
         contact["language"] = language
-    together = _dialect(session) == "postgresql"  # the contact in the same statement
-    if together:
-        values.update(contacts.upsert_values(sms.practice.slug, sms.phone, **contact))
     for _ in range(2):
-        statement = _record_statement(_dialect(session), tuple(contact) if together else None)
-        message_id = session.scalar(statement, values)
+        message_id = inbound_log.record(session, values, contact)  # and the contact, if new
         if message_id is not None:
             break
-        known = _find(session, sms.message_sid)
+        known = inbound_log.by_sid(session, sms.message_sid)
         if known is not None:
             return _replay(known, sms)
     else:  # the first delivery's row vanished between the two statements (an erasure)
         raise RuntimeError(f"inbound sid={sms.message_sid}: could not be recorded")
-    if not together:
-        contacts.upsert(session, sms.practice.slug, sms.phone, **contact)
     evidence = {
         "message_sid": sms.message_sid,
         "body": sms.body,
@@ -234,65 +226,12 @@ def _statuses(
     """The current status of each category, as ``consent.current`` derives it (the same rule,
     ``consent.newest_standing``, with the practice's double opt-in expiry), reading only the
     columns that decide it, not the events' encrypted evidence."""
-    rows = session.execute(_LATEST_ACTIONS, {
-        "practice": practice.slug, "phone": phone, "categories": [c.value for c in categories]
-    })  # fmt: skip
+    rows = consent_reads.latest_actions(session, practice.slug, phone, categories)
     newest = consent.newest_standing(
         ((Category(category), action, at, action) for category, action, at in rows),
         len(categories), now=utcnow(), pending_ttl=consent.pending_ttl(practice),
     )  # fmt: skip
     return {c: consent.status_of(c, newest.get(c)) for c in categories}
-
-
-_INBOUND = InboundMessage.__table__
-_EVENTS = ConsentEvent.__table__
-_LATEST_ACTIONS = (
-    select(_EVENTS.c.category, _EVENTS.c.action, _EVENTS.c.occurred_at)
-    .where(
-        _EVENTS.c.practice == bindparam("practice"),
-        _EVENTS.c.phone == bindparam("phone"),
-        _EVENTS.c.category.in_(bindparam("categories", expanding=True)),
-    )
-    .order_by(_EVENTS.c.occurred_at.desc(), _EVENTS.c.id.desc())
-)
-
-
-def _dialect(session: Session) -> str:
-    return session.get_bind().dialect.name
-
-
-@cache
-def _record_statement(dialect: str, contact_columns: tuple[str, ...] | None) -> Executable:
-    """``INSERT ... ON CONFLICT (message_sid) DO NOTHING RETURNING id``: the new row's id, or
-    None when the MessageSid is already recorded. With ``contact_columns`` (PostgreSQL), also the
-    contact's upsert in the same statement (one round trip less), run only when the message was
-    new: ``WITH message AS (INSERT ... RETURNING id), contact AS (INSERT INTO contacts ... SELECT
-    ... WHERE EXISTS (SELECT FROM message) ON CONFLICT ...) SELECT id FROM message``. Built once
-    per dialect and set of contact columns."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    message = (
-        insert(_INBOUND)
-        .on_conflict_do_nothing(index_elements=[_INBOUND.c.message_sid])
-        .returning(_INBOUND.c.id)
-    )
-    if contact_columns is None:
-        return message
-    message = message.values(
-        {name: bindparam(name, type_=_INBOUND.c[name].type) for name in _MESSAGE_COLUMNS}
-    ).cte("message")
-    contact = contacts.upsert_where(exists(select(message.c.id)), contact_columns)
-    return select(message.c.id).add_cte(contact.cte("contact"))
-
-
-#: the columns ``handle`` gives an inbound message
-_MESSAGE_COLUMNS = (
-    "message_sid", "practice", "phone", "sender", "body", "num_media", "received_at", "intent",
-    "language", "keyword", "rule", "opt_out_type", "review_status", "reply",
-)  # fmt: skip
-
-
-def _find(session: Session, message_sid: str) -> InboundMessage | None:
-    return session.scalar(select(InboundMessage).where(InboundMessage.message_sid == message_sid))
 
 
 def _replay(known: InboundMessage, sms: InboundSms) -> InboundResult:

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
-
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any
 
 from gateway.config import Practice
-from gateway.core.domain import Action, Category, ConsentStatus, OutboxStatus, Source
+from gateway.core.domain import Action, Category, ConsentStatus, Source
 from gateway.services import consent
+from gateway.store import outbox
 from gateway.store.models import ConsentEvent, OutboundMessage
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 CONFIRMATION_TEMPLATE = "marketing_opt_in_request"
 
@@ -44,20 +46,11 @@ def request(
         action=Action.OPT_IN_REQUESTED, source=Source.WEB_FORM, occurred_at=occurred_at,
         evidence=evidence,
     )  # fmt: skip
-    message = OutboundMessage(
-        practice=practice.slug,
-        external_id=f"optin-{event.id}",
-        phone=phone,
-        category=Category.MARKETING.value,
-        template=CONFIRMATION_TEMPLATE,
-        params={},
-        send_at=now,
+    message = outbox.add_scheduled(
+        session, practice=practice.slug, external_id=f"optin-{event.id}", phone=phone,
+        category=Category.MARKETING, template=CONFIRMATION_TEMPLATE, send_at=now,
         expires_at=occurred_at + ttl,
-        status=OutboxStatus.SCHEDULED.value,
-        next_attempt_at=now,
-        attempts=0,
-    )
-    session.add(message)
+    )  # fmt: skip
     session.commit()
     return consent.state_from(Category.MARKETING, event), message
 

@@ -17,18 +17,18 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from datetime import datetime, timedelta
-
-from sqlalchemy import and_, or_, select
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING
 
 from gateway.config import Settings
 from gateway.core.domain import OutboxStatus
 from gateway.services import delivery
 from gateway.services.transport import LookupUnsupported, SendError, Transport
 from gateway.store import event_outbox, outbox
-from gateway.store.db import Database
+from gateway.store.db import Database, DatabaseUnavailable
 from gateway.store.models import OutboundMessage, utcnow
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 log = logging.getLogger("gateway.reconcile")  # the name operators filter on
 
@@ -44,24 +44,9 @@ BATCH = 200
 
 
 def due(session: Session, now: datetime, limit: int = BATCH) -> list[OutboundMessage]:
-    """Messages to look up now, oldest first."""
-    return list(
-        session.scalars(
-            select(OutboundMessage)
-            .where(
-                or_(
-                    and_(
-                        OutboundMessage.status == OutboxStatus.SENT.value,
-                        OutboundMessage.sent_at >= now - GIVE_UP_AFTER,
-                    ),
-                    OutboundMessage.status == OutboxStatus.UNCERTAIN.value,
-                ),
-                OutboundMessage.next_attempt_at <= now,
-            )
-            .order_by(OutboundMessage.next_attempt_at, OutboundMessage.id)
-            .limit(limit)
-        )
-    )
+    """Messages to look up now, oldest first: ``sent`` within ``GIVE_UP_AFTER``, or
+    ``uncertain``, once their ``next_attempt_at`` has come (``outbox.due_for_lookup``)."""
+    return outbox.due_for_lookup(session, now, sent_since=now - GIVE_UP_AFTER, limit=limit)
 
 
 def run(
@@ -75,7 +60,7 @@ def run(
     for message in messages:
         try:
             counts[_one(database, settings, transport, message, now)] += 1
-        except OperationalError:  # the database is away: the scheduler waits for it
+        except DatabaseUnavailable:  # the database is away: the scheduler waits for it
             raise
         except Exception:  # one message's trouble must not stop the others
             log.exception("reconcile message %s failed; looked at again later", message.id)
@@ -143,12 +128,7 @@ def _find_uncertain(
     if message.body is None or message.sender is None:  # never got as far as a request
         return _requeue(session, message, now, "no request was made")
     to = message.sent_to or message.phone
-    known = session.scalars(  # every SID held for the number, whichever practice sent it
-        select(OutboundMessage.provider_sid).where(
-            or_(OutboundMessage.sent_to == to, OutboundMessage.phone == to),
-            OutboundMessage.provider_sid.is_not(None),
-        )
-    ).all()
+    known = outbox.provider_sids_for(session, to)  # whichever practice sent them
     session.rollback()  # no transaction held while Twilio answers
     found = transport.find(to, message.body, started, exclude=frozenset(known))
     if found is None:

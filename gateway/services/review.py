@@ -20,9 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-
-from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.orm import Session, undefer
+from typing import TYPE_CHECKING
 
 from gateway.config import Practice, Settings
 from gateway.core import coverage
@@ -31,7 +29,11 @@ from gateway.core.errors import Conflict, GatewayError, ValidationFailed
 from gateway.core.keywords import Scope
 from gateway.core.phone import mask
 from gateway.services import consent
+from gateway.store import reviews
 from gateway.store.models import InboundMessage
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 log = logging.getLogger("gateway.review")  # the name operators filter on
 
@@ -60,29 +62,12 @@ def open_items(
     """
     if not 1 <= limit <= MAX_LIMIT:
         raise ValueError(f"limit must be from 1 to {MAX_LIMIT}")
-    query = select(InboundMessage).options(undefer(InboundMessage.rule)).where(
-        InboundMessage.practice == practice,
-        InboundMessage.review_status == ReviewStatus.OPEN.value,
-    )
+    after = None
     if before_id is not None:
-        cursor = session.execute(
-            select(InboundMessage.received_at, InboundMessage.id).where(
-                InboundMessage.id == before_id,
-                InboundMessage.practice == practice,
-                InboundMessage.review_status.is_not(None),
-            )
-        ).one_or_none()
-        if cursor is None:
+        after = reviews.position(session, practice, before_id)
+        if after is None:
             raise ReviewNotFound(f"no review item {before_id} in practice {practice!r}")
-        received_at, cursor_id = cursor
-        query = query.where(
-            or_(
-                InboundMessage.received_at > received_at,
-                and_(InboundMessage.received_at == received_at, InboundMessage.id > cursor_id),
-            )
-        )
-    query = query.order_by(InboundMessage.received_at, InboundMessage.id).limit(limit)
-    return list(session.scalars(query))
+    return reviews.open_page(session, practice, limit, after)
 
 
 def resolve(
@@ -111,7 +96,7 @@ def resolve(
     now = now.astimezone(UTC)
     settings_practice = settings.practices.get(practice)
 
-    message = session.get(InboundMessage, inbound_id, populate_existing=True)
+    message = reviews.fresh(session, inbound_id)
     if (
         settings_practice is None
         or message is None
@@ -121,16 +106,7 @@ def resolve(
         session.rollback()
         raise ReviewNotFound(f"no review item {inbound_id} in practice {practice!r}")
 
-    claimed = session.execute(
-        update(InboundMessage)
-        .where(
-            InboundMessage.id == inbound_id,
-            InboundMessage.review_status == ReviewStatus.OPEN.value,
-        )
-        .values(review_status=status.value, reviewed_at=now, reviewed_by=staff, review_note=note)
-        .execution_options(synchronize_session=False)
-    )
-    if claimed.rowcount != 1:
+    if not reviews.claim(session, inbound_id, status, at=now, staff=staff, note=note):
         session.rollback()
         raise AlreadyResolved(f"review item {inbound_id} is already resolved")
 
@@ -183,19 +159,9 @@ def overdue(session: Session, practice: Practice, now: datetime) -> int:
 def overdue_counts(
     session: Session, practices: Iterable[Practice], now: datetime
 ) -> dict[str, int]:
-    """Overdue open items per practice slug (practices with none are left out), in one query."""
-    conditions = [
-        and_(
-            InboundMessage.practice == practice.slug,
-            InboundMessage.received_at < now - timedelta(hours=practice.review_alert_hours),
-        )
-        for practice in practices
-    ]
-    if not conditions:
-        return {}
-    rows = session.execute(
-        select(InboundMessage.practice, func.count())
-        .where(InboundMessage.review_status == ReviewStatus.OPEN.value, or_(*conditions))
-        .group_by(InboundMessage.practice)
-    )
-    return {slug: count for slug, count in rows}
+    """Overdue open items per practice slug (practices with none are left out), in one query:
+    those received more than the practice's ``review_alert_hours`` before ``now``."""
+    received_before = {
+        practice.slug: now - timedelta(hours=practice.review_alert_hours) for practice in practices
+    }
+    return reviews.overdue_counts(session, received_before)

@@ -263,3 +263,147 @@ def reconsider_after_consent(
         execution_options={"synchronize_session": False},
     )
     return result.rowcount
+
+
+# --- reads and guarded writes for inbound answers, status callbacks, reconciliation, opt-in -----
+
+
+def add_scheduled(
+    session: Session,
+    *,
+    practice: str,
+    external_id: str,
+    phone: str,
+    category: Category,
+    template: str,
+    send_at: datetime,
+    expires_at: datetime | None,
+) -> OutboundMessage:
+    """A new ``scheduled`` message without params, due at ``send_at`` (added to the session, not
+    flushed: inserted with the caller's commit)."""
+    message = OutboundMessage(
+        practice=practice,
+        external_id=external_id,
+        phone=phone,
+        category=category.value,
+        template=template,
+        params={},
+        send_at=send_at,
+        expires_at=expires_at,
+        status=OutboxStatus.SCHEDULED.value,
+        next_attempt_at=send_at,
+        attempts=0,
+    )
+    session.add(message)
+    return message
+
+
+def sent_to_number(
+    session: Session,
+    practice: str,
+    sent_to: str,
+    *,
+    category: Category,
+    template: str,
+    statuses: Iterable[OutboxStatus],
+    since: datetime,
+    limit: int,
+) -> list[tuple[int, dict[str, Any], datetime, str | None]]:
+    """``(id, params, sent_at, response)`` of the practice's messages of ``category`` and
+    ``template`` sent to ``sent_to`` at or after ``since`` and now in one of ``statuses``; newest
+    first (``sent_at``, then ``id``), at most ``limit``. One SELECT, no lock."""
+    rows = session.execute(
+        select(
+            OutboundMessage.id, OutboundMessage.params, OutboundMessage.sent_at,
+            OutboundMessage.response,
+        )
+        .where(
+            OutboundMessage.practice == practice,
+            OutboundMessage.sent_to == sent_to,
+            OutboundMessage.category == category.value,
+            OutboundMessage.sent_at >= since,
+            OutboundMessage.template == template,
+            OutboundMessage.status.in_([s.value for s in statuses]),
+        )
+        .order_by(OutboundMessage.sent_at.desc(), OutboundMessage.id.desc())
+        .limit(limit)
+    ).all()  # fmt: skip
+    return [(row[0], row[1], row[2], row[3]) for row in rows]
+
+
+def record_response(session: Session, message_id: int, response: str, at: datetime) -> None:
+    """Set the patient's ``response`` (answered at ``at``) on message ``message_id``, whatever
+    its status. One UPDATE; does not commit."""
+    session.execute(
+        update(OutboundMessage)
+        .where(OutboundMessage.id == message_id)
+        .values(response=response, responded_at=at, updated_at=utcnow()),
+        execution_options={"synchronize_session": False},
+    )
+
+
+def set_provider_status(
+    session: Session,
+    message_id: int,
+    *,
+    statuses: Iterable[OutboxStatus],
+    seen: str | None,
+    **values: Any,
+) -> bool:
+    """Set ``values`` (and ``updated_at``) on message ``message_id`` if it is in one of
+    ``statuses`` and its ``provider_status`` is still ``seen`` (None: still unset); returns
+    whether it was (False: a concurrent callback moved it first). One UPDATE, an optimistic
+    check; does not commit."""
+    guard = (
+        OutboundMessage.provider_status.is_(None)
+        if seen is None
+        else OutboundMessage.provider_status == seen
+    )
+    result = session.execute(
+        update(OutboundMessage)
+        .where(
+            OutboundMessage.id == message_id,
+            OutboundMessage.status.in_([s.value for s in statuses]),
+            guard,
+        )
+        .values(updated_at=utcnow(), **values),
+        execution_options={"synchronize_session": False},
+    )
+    return result.rowcount == 1
+
+
+def due_for_lookup(
+    session: Session, now: datetime, *, sent_since: datetime, limit: int
+) -> list[OutboundMessage]:
+    """Messages whose outcome is to be asked of the provider now: ``sent`` at or after
+    ``sent_since``, or ``uncertain``, with ``next_attempt_at`` passed; oldest first
+    (``next_attempt_at``, then ``id``), at most ``limit``. One SELECT, no lock (every change
+    after it is a guarded ``transition``)."""
+    return list(
+        session.scalars(
+            select(OutboundMessage)
+            .where(
+                or_(
+                    (OutboundMessage.status == OutboxStatus.SENT.value)
+                    & (OutboundMessage.sent_at >= sent_since),
+                    OutboundMessage.status == OutboxStatus.UNCERTAIN.value,
+                ),
+                OutboundMessage.next_attempt_at <= now,
+            )
+            .order_by(OutboundMessage.next_attempt_at, OutboundMessage.id)
+            .limit(limit)
+        )
+    )
+
+
+def provider_sids_for(session: Session, number: str) -> list[str]:
+    """Every provider SID held for messages to ``number`` (as ``sent_to`` or ``phone``), whichever
+    practice sent them; unordered. One SELECT, no lock."""
+    return list(
+        session.scalars(
+            select(OutboundMessage.provider_sid).where(
+                or_(OutboundMessage.sent_to == number, OutboundMessage.phone == number),
+                OutboundMessage.provider_sid.is_not(None),
+            )
+        ).all()
+    )
