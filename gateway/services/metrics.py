@@ -1,4 +1,5 @@
-"""Prometheus metrics (``prometheus-client``): what the gateway counts, and ``GET /metrics``.
+"""Prometheus metrics (``prometheus-client``): what the gateway counts, and the text
+``GET /metrics`` serves (the route: ``gateway.web.metrics``).
 
 Counters and histograms are kept per process. Under gunicorn (several worker processes) and with
 the scheduler as its own process, they are shared through prometheus-client's multiprocess mode:
@@ -16,17 +17,14 @@ number, a body or anything a patient typed.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import os
 from collections.abc import Iterable, Iterator
 from datetime import datetime
-from ipaddress import ip_address
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     REGISTRY,
     Counter,
     Histogram,
@@ -269,48 +267,6 @@ def exposition(database: Any, now: Any, practices: Iterable[str] = ()) -> bytes:
         counters = REGISTRY
     queues = QueueCollector(database, now, practices)
     return generate_latest(_Scrape([counters, queues]))  # type: ignore[arg-type]
-
-
-# -- GET /metrics -----------------------------------------------------------------------------
-
-bp = Blueprint("metrics", __name__)
-
-
-def _allowed() -> bool:
-    settings = current_app.extensions["gateway.settings"]
-    scheme, _, supplied = request.headers.get("Authorization", "").partition(" ")
-    token = supplied.strip().encode()
-    if scheme.lower() == "bearer" and token:
-        # the metrics token, or an API token that reaches every practice (metrics name them all)
-        known = [t for t in settings.api_tokens if settings.token_scopes.get(t) is None]
-        if settings.metrics_token:
-            known.append(settings.metrics_token)
-        matched = False
-        for candidate in known:  # compare with every token: constant time
-            matched |= hmac.compare_digest(token, candidate.encode())
-        if matched:
-            return True
-    if settings.metrics_allow and request.remote_addr:
-        try:
-            address = ip_address(request.remote_addr)
-        except ValueError:
-            return False
-        return any(address in network for network in settings.metrics_allow)
-    return False
-
-
-@bp.get("/metrics")
-def metrics() -> Response:
-    if not _allowed():
-        response = Response('{"error": "missing or invalid bearer token"}\n', status=401,
-                            mimetype="application/json")  # fmt: skip
-        response.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
-        return response
-    from gateway.store.db import get_database
-    from gateway.store.models import utcnow
-
-    practices = current_app.extensions["gateway.settings"].practices
-    return Response(exposition(get_database(), utcnow, practices), mimetype=CONTENT_TYPE_LATEST)
 
 
 # -- webhooks: count and time every answer ------------------------------------------------------
