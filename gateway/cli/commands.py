@@ -220,10 +220,24 @@ def rotate_keys(batch: int) -> None:
 
     engine = get_database().engine
     for table_name, columns in encrypted_columns().items():
-        rows, plaintext = _rotate_table(engine, table_name, columns, batch)
+        try:
+            rows, plaintext = _rotate_table(engine, table_name, columns, batch)
+        except NotMigrated as exc:
+            raise click.ClickException(
+                f"{exc.table}: the database is not migrated; run `flask --app app db upgrade` first"
+            ) from None
         click.echo(
             f"{table_name}: {rows} rows re-encrypted ({plaintext} plaintext values encrypted)"
         )
+
+
+class NotMigrated(Exception):
+    """A table's encrypted column still has its pre-encryption type (JSON): the schema is older
+    than the encryption; ``table`` names it."""
+
+    def __init__(self, table: str) -> None:
+        super().__init__(table)
+        self.table = table
 
 
 def encrypted_columns() -> dict[str, tuple[str, ...]]:
@@ -280,9 +294,7 @@ def _is_plaintext(value: object, table: str) -> bool:
     if value is None:
         return False
     if not isinstance(value, str):  # a JSON/JSONB column: the schema predates the encryption
-        raise click.ClickException(
-            f"{table}: the database is not migrated; run `flask --app app db upgrade` first"
-        )
+        raise NotMigrated(table)
     return not crypto.is_encrypted(value)
 
 
