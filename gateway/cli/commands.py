@@ -18,8 +18,7 @@ from twilio.request_validator import RequestValidator
 
 from gateway.config import current_settings
 from gateway.core import phone
-from gateway.store import crypto, migrate
-from gateway.store.rekey import NotMigrated, _rotate_table, encrypted_columns
+from gateway.store import crypto, migrate, rekey
 
 db_cli = AppGroup("db", help="Database schema (Alembic migrations).")
 
@@ -219,10 +218,10 @@ def rotate_keys(batch: int) -> None:
     from gateway.store.db import get_database
 
     engine = get_database().engine
-    for table_name, columns in encrypted_columns().items():
+    for table_name, columns in rekey.encrypted_columns().items():
         try:
-            rows, plaintext = _rotate_table(engine, table_name, columns, batch)
-        except NotMigrated as exc:
+            rows, plaintext = rekey.rotate_table(engine, table_name, columns, batch)
+        except rekey.NotMigrated as exc:
             raise click.ClickException(
                 f"{exc.table}: the database is not migrated; run `flask --app app db upgrade` first"
             ) from None

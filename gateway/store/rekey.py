@@ -1,8 +1,13 @@
-"""Re-encryption of the stored columns with the current key (``flask --app app rotate-keys``)."""
+"""Re-encryption of the stored columns with the current key (``flask --app app rotate-keys``).
+
+Re-encryption changes no content: each value decrypts to exactly the text it held. That is why
+the rows are rewritten with Core UPDATE statements on the tables, not through the ORM: the
+consent ledger is append-only and the ORM refuses to UPDATE a consent event, but rewriting the
+ciphertext of its evidence is no edit of the record (nor does it touch any other column, such as
+``updated_at``).
+"""
 
 from __future__ import annotations
-
-from typing import Any
 
 import sqlalchemy as sa
 
@@ -19,7 +24,7 @@ class NotMigrated(Exception):
 
 
 def encrypted_columns() -> dict[str, tuple[str, ...]]:
-    """The encrypted columns of each table, from the models."""
+    """The encrypted columns of each table (table name -> column names), from the models."""
     from gateway.store.models import Base, EncryptedJSON, EncryptedText
 
     found: dict[str, tuple[str, ...]] = {}
@@ -32,8 +37,17 @@ def encrypted_columns() -> dict[str, tuple[str, ...]]:
     return found
 
 
-def _rotate_table(engine: Any, name: str, columns: tuple[str, ...], batch: int) -> tuple[int, int]:
-    """Rewrite one table's encrypted values; returns (rows rewritten, plaintext values)."""
+def rotate_table(
+    engine: sa.Engine, name: str, columns: tuple[str, ...], batch: int
+) -> tuple[int, int]:
+    """Rewrite one table's encrypted values with the current key; returns (rows rewritten,
+    plaintext values encrypted).
+
+    Runs while the gateway runs: rows are read and rewritten in batches of ``batch`` by id, one
+    transaction each, locked for that transaction (FOR UPDATE on PostgreSQL; SQLite has a single
+    writer), so no concurrent change is lost. Raises :class:`NotMigrated` (that batch rolled
+    back) when a value is not text, and ``crypto.KeyMissing`` when one cannot be decrypted.
+    """
     # Lightweight table: the columns as plain text, so the stored form is read and written as is.
     table = sa.table(name, sa.column("id", sa.Integer), *(sa.column(c, sa.Text) for c in columns))
     statement = (
