@@ -32,7 +32,7 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
     from gateway.cli import commands as cli
     from gateway.services import transport
     from gateway.store import db
-    from gateway.web import health, openapi, webhooks
+    from gateway.web import health, metrics, openapi, webhooks
     from gateway.web.api import contacts as contacts_api
     from gateway.web.api import reminders as api
     from gateway.web.api import reviews as review_api
@@ -53,8 +53,6 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(health.bp)
-    from gateway.services import metrics
-
     app.register_blueprint(metrics.bp)
     cli.init_app(app)
     from gateway.cli import privacy as cli_privacy

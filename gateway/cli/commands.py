@@ -12,14 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import click
-import sqlalchemy as sa
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 from twilio.request_validator import RequestValidator
 
 from gateway.config import current_settings
 from gateway.core import phone
-from gateway.store import crypto, migrate
+from gateway.store import crypto, migrate, rekey
 
 db_cli = AppGroup("db", help="Database schema (Alembic migrations).")
 
@@ -219,71 +218,16 @@ def rotate_keys(batch: int) -> None:
     from gateway.store.db import get_database
 
     engine = get_database().engine
-    for table_name, columns in encrypted_columns().items():
-        rows, plaintext = _rotate_table(engine, table_name, columns, batch)
+    for table_name, columns in rekey.encrypted_columns().items():
+        try:
+            rows, plaintext = rekey.rotate_table(engine, table_name, columns, batch)
+        except rekey.NotMigrated as exc:
+            raise click.ClickException(
+                f"{exc.table}: the database is not migrated; run `flask --app app db upgrade` first"
+            ) from None
         click.echo(
             f"{table_name}: {rows} rows re-encrypted ({plaintext} plaintext values encrypted)"
         )
-
-
-def encrypted_columns() -> dict[str, tuple[str, ...]]:
-    """The encrypted columns of each table, from the models."""
-    from gateway.store.models import Base, EncryptedJSON, EncryptedText
-
-    found: dict[str, tuple[str, ...]] = {}
-    for table in Base.metadata.sorted_tables:
-        names = tuple(
-            c.name for c in table.columns if isinstance(c.type, EncryptedText | EncryptedJSON)
-        )
-        if names:
-            found[table.name] = names
-    return found
-
-
-def _rotate_table(engine: Any, name: str, columns: tuple[str, ...], batch: int) -> tuple[int, int]:
-    """Rewrite one table's encrypted values; returns (rows rewritten, plaintext values)."""
-    # Lightweight table: the columns as plain text, so the stored form is read and written as is.
-    table = sa.table(name, sa.column("id", sa.Integer), *(sa.column(c, sa.Text) for c in columns))
-    statement = (
-        sa.update(table)
-        .where(table.c.id == sa.bindparam("row_id"))
-        .values({c: sa.bindparam(f"new_{c}") for c in columns})
-    )
-    rows_done = plaintext = 0
-    last_id = 0
-    while True:
-        with engine.begin() as connection:
-            rows = connection.execute(
-                sa.select(table.c.id, *(table.c[c] for c in columns))
-                .where(table.c.id > last_id)
-                .order_by(table.c.id)
-                .limit(batch)
-                .with_for_update()
-            ).all()
-            if not rows:
-                break
-            values = []
-            for row in rows:
-                stored = dict(zip(columns, row[1:], strict=True))
-                plaintext += sum(1 for v in stored.values() if _is_plaintext(v, name))
-                new = {
-                    f"new_{c}": None if v is None else crypto.rotate(v) for c, v in stored.items()
-                }
-                values.append({"row_id": row[0], **new})
-            connection.execute(statement, values)
-        rows_done += len(rows)
-        last_id = rows[-1][0]
-    return rows_done, plaintext
-
-
-def _is_plaintext(value: object, table: str) -> bool:
-    if value is None:
-        return False
-    if not isinstance(value, str):  # a JSON/JSONB column: the schema predates the encryption
-        raise click.ClickException(
-            f"{table}: the database is not migrated; run `flask --app app db upgrade` first"
-        )
-    return not crypto.is_encrypted(value)
 
 
 def init_app(app: Flask) -> None:

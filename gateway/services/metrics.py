@@ -1,4 +1,5 @@
-"""Prometheus metrics (``prometheus-client``): what the gateway counts, and ``GET /metrics``.
+"""Prometheus metrics (``prometheus-client``): what the gateway counts, and the text
+``GET /metrics`` serves (the route: ``gateway.web.metrics``).
 
 Counters and histograms are kept per process. Under gunicorn (several worker processes) and with
 the scheduler as its own process, they are shared through prometheus-client's multiprocess mode:
@@ -16,17 +17,14 @@ number, a body or anything a patient typed.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import os
 from collections.abc import Iterable, Iterator
 from datetime import datetime
-from ipaddress import ip_address
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     REGISTRY,
     Counter,
     Histogram,
@@ -35,8 +33,11 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import event, func, select
-from sqlalchemy.orm import Session
+
+from gateway.store import db
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 log = logging.getLogger("gateway.metrics")  # the name operators filter on
 
@@ -84,8 +85,6 @@ CONSENT_CHANGES = Counter(
     ["practice", "category", "action", "source"],
 )
 
-_PENDING = "gateway.metrics.pending"
-
 
 def multiprocess_mode() -> bool:
     return bool(os.environ.get(MULTIPROC_ENV))
@@ -115,18 +114,7 @@ def code_label(code: int | str | None) -> str:
 def count_on_commit(session: Session, counter: Counter, *labels: str) -> None:
     """Count ``counter`` with ``labels`` once the session's transaction commits (not if it is
     rolled back): a consent event counts when it is on record."""
-    session.info.setdefault(_PENDING, []).append((counter, labels))
-
-
-@event.listens_for(Session, "after_commit")
-def _after_commit(session: Session) -> None:
-    for counter, labels in session.info.pop(_PENDING, ()):
-        counter.labels(*labels).inc()
-
-
-@event.listens_for(Session, "after_rollback")
-def _after_rollback(session: Session) -> None:
-    session.info.pop(_PENDING, None)
+    db.on_commit(session, lambda: counter.labels(*labels).inc())
 
 
 # -- the queue figures, read at scrape time ---------------------------------------------------
@@ -142,7 +130,7 @@ class QueueCollector(Collector):
         self.practices = tuple(practices)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        from gateway.store.models import EventDelivery, InboundMessage, OutboundMessage
+        from gateway.store.figures import queue_figures
 
         now: datetime = self.now()
         depth = GaugeMetricFamily(
@@ -178,65 +166,36 @@ class QueueCollector(Collector):
         )
         try:
             with self.database.sessions() as session:
-                by_status = session.execute(
-                    select(OutboundMessage.practice, OutboundMessage.status, func.count())
-                    .where(OutboundMessage.status.in_(("scheduled", "sending", "uncertain")))
-                    .group_by(OutboundMessage.practice, OutboundMessage.status)
-                ).all()
-                due = session.execute(
-                    select(
-                        OutboundMessage.practice,
-                        func.count(),
-                        func.min(OutboundMessage.next_attempt_at),
-                    )
-                    .where(
-                        OutboundMessage.status == "scheduled",
-                        OutboundMessage.next_attempt_at <= now,
-                    )
-                    .group_by(OutboundMessage.practice)
-                ).all()
-                reviews = session.execute(
-                    select(
-                        InboundMessage.practice, func.count(), func.min(InboundMessage.received_at)
-                    )
-                    .where(InboundMessage.review_status == "open")
-                    .group_by(InboundMessage.practice)
-                ).all()
-                failing = session.execute(
-                    select(EventDelivery.practice, EventDelivery.status, func.count())
-                    .where(
-                        (EventDelivery.status == "failed")
-                        | ((EventDelivery.status == "pending") & (EventDelivery.attempts > 0))
-                    )
-                    .group_by(EventDelivery.practice, EventDelivery.status)
-                ).all()
+                figures = queue_figures(session, now)
         except Exception as exc:  # a scrape must answer: the counters are still worth having
             log.error("metrics: queue figures unavailable: %s", type(exc).__name__)
             up.add_metric([], 0)
             yield up
             return
         up.add_metric([], 1)
-        counts = {(practice, status): count for practice, status, count in by_status}
+        counts = {(practice, status): count for practice, status, count in figures.unfinished}
         oldest: dict[str, float] = {}
-        for practice, count, earliest in due:
+        for practice, count, earliest in figures.due:
             counts[(practice, "due")] = count
             counts[(practice, "scheduled")] = counts.get((practice, "scheduled"), 0) - count
             if earliest is not None:
                 oldest[practice] = max(0.0, (now - _aware(earliest)).total_seconds())
         practices = sorted(
-            set(self.practices) | {p for p, _ in counts} | {p for p, *_ in reviews}
+            set(self.practices) | {p for p, _ in counts} | {p for p, *_ in figures.reviews}
         )
         for practice in practices:
             for state in ("due", "scheduled", "sending", "uncertain"):
                 depth.add_metric([practice, state], counts.get((practice, state), 0))
             oldest_due.add_metric([practice], oldest.get(practice, 0.0))
-        waiting = {practice: (count, earliest) for practice, count, earliest in reviews}
+        waiting = {practice: (count, earliest) for practice, count, earliest in figures.reviews}
         for practice in practices:
             count, earliest = waiting.get(practice, (0, None))
             review_size.add_metric([practice], count)
             age = (now - _aware(earliest)).total_seconds() if earliest is not None else 0.0
             review_age.add_metric([practice], max(0.0, age))
-        failing_counts = {(practice, status): count for practice, status, count in failing}
+        failing_counts = {
+            (practice, status): count for practice, status, count in figures.failing_events
+        }
         for practice in sorted(set(practices) | {p for p, _ in failing_counts}):
             for state, status in (("retrying", "pending"), ("failed", "failed")):
                 count = failing_counts.get((practice, status), 0)
@@ -269,48 +228,6 @@ def exposition(database: Any, now: Any, practices: Iterable[str] = ()) -> bytes:
         counters = REGISTRY
     queues = QueueCollector(database, now, practices)
     return generate_latest(_Scrape([counters, queues]))  # type: ignore[arg-type]
-
-
-# -- GET /metrics -----------------------------------------------------------------------------
-
-bp = Blueprint("metrics", __name__)
-
-
-def _allowed() -> bool:
-    settings = current_app.extensions["gateway.settings"]
-    scheme, _, supplied = request.headers.get("Authorization", "").partition(" ")
-    token = supplied.strip().encode()
-    if scheme.lower() == "bearer" and token:
-        # the metrics token, or an API token that reaches every practice (metrics name them all)
-        known = [t for t in settings.api_tokens if settings.token_scopes.get(t) is None]
-        if settings.metrics_token:
-            known.append(settings.metrics_token)
-        matched = False
-        for candidate in known:  # compare with every token: constant time
-            matched |= hmac.compare_digest(token, candidate.encode())
-        if matched:
-            return True
-    if settings.metrics_allow and request.remote_addr:
-        try:
-            address = ip_address(request.remote_addr)
-        except ValueError:
-            return False
-        return any(address in network for network in settings.metrics_allow)
-    return False
-
-
-@bp.get("/metrics")
-def metrics() -> Response:
-    if not _allowed():
-        response = Response('{"error": "missing or invalid bearer token"}\n', status=401,
-                            mimetype="application/json")  # fmt: skip
-        response.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
-        return response
-    from gateway.store.db import get_database
-    from gateway.store.models import utcnow
-
-    practices = current_app.extensions["gateway.settings"].practices
-    return Response(exposition(get_database(), utcnow, practices), mimetype=CONTENT_TYPE_LATEST)
 
 
 # -- webhooks: count and time every answer ------------------------------------------------------

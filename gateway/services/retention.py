@@ -14,24 +14,18 @@ The suppression list is kept forever.
 from __future__ import annotations
 
 from datetime import datetime
-
-from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING
 
 from gateway.config import Practice, Settings
 from gateway.core.domain import Category, ConsentStatus, OutboxStatus
 from gateway.services import consent
-from gateway.store import audit, event_outbox
-from gateway.store.models import (
-    AuditEvent,
-    ConsentEvent,
-    EventDelivery,
-    InboundMessage,
-    OutboundMessage,
-    Suppression,
-    utcnow,
-)
+from gateway.store import audit, event_outbox, privacy
+from gateway.store import purge as store_purge
+from gateway.store.models import utcnow
 from gateway.store.privacy import phone_hash
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 _FINISHED = [s.value for s in (OutboxStatus.DELIVERED, OutboxStatus.UNDELIVERED,
                                OutboxStatus.FAILED, OutboxStatus.SKIPPED,
@@ -56,12 +50,7 @@ def purge(
 
     # 1. consent proof past its time. A (number, category) whose every event is that old loses
     #    its state with them: if that state is an opt-out, suppress it first.
-    stale = session.execute(
-        select(ConsentEvent.phone, ConsentEvent.category)
-        .where(ConsentEvent.practice == slug)
-        .group_by(ConsentEvent.phone, ConsentEvent.category)
-        .having(func.max(ConsentEvent.occurred_at) < proof_cutoff)
-    ).all()
+    stale = store_purge.consent_older_than(session, slug, proof_cutoff)
     suppressed = 0
     for phone, category_name in stale:
         category = Category(category_name)
@@ -69,38 +58,25 @@ def purge(
                                 pending_ttl=consent.pending_ttl(practice))[category]  # fmt: skip
         if state.status is not ConsentStatus.OPTED_OUT:
             continue
-        hashed = phone_hash(settings.hash_key, phone)
-        exists = session.scalar(select(Suppression.id).where(
-            Suppression.practice == slug, Suppression.phone_hash == hashed,
-            Suppression.category == category.value))  # fmt: skip
-        if exists is None:
-            session.add(Suppression(practice=slug, phone_hash=hashed, category=category.value,
-                                    reason="retention_after_opt_out", created_at=now))  # fmt: skip
+        if privacy.suppress(session, practice=slug, hashed=phone_hash(settings.hash_key, phone),
+                            category=category.value, reason="retention_after_opt_out",
+                            now=now):  # fmt: skip
             suppressed += 1
     session.flush()
     # Deleting old events under newer ones changes no state: the newest decides.
-    events = _delete(session, delete(ConsentEvent).where(
-        ConsentEvent.practice == slug, ConsentEvent.occurred_at < proof_cutoff))  # fmt: skip
+    events = store_purge.delete_consent_events(session, slug, proof_cutoff)
 
     # 2. SMS logs past their time (an inbound text cited by a kept consent event stays)
-    cited = select(ConsentEvent.inbound_message_id).where(
-        ConsentEvent.inbound_message_id.is_not(None)
-    )
-    inbound = _delete(session, delete(InboundMessage).where(
-        InboundMessage.practice == slug, InboundMessage.received_at < logs_cutoff,
-        InboundMessage.id.not_in(cited)))  # fmt: skip
-    outbound = _delete(session, delete(OutboundMessage).where(
-        OutboundMessage.practice == slug, OutboundMessage.created_at < logs_cutoff,
-        OutboundMessage.status.in_(_FINISHED)))  # fmt: skip
+    inbound = store_purge.delete_inbound(session, slug, logs_cutoff)
+    outbound = store_purge.delete_outbound(session, slug, logs_cutoff, _FINISHED)
 
     # 3. the audit log keeps as long as the consent proof
-    audits = _delete(session, delete(AuditEvent).where(
-        AuditEvent.practice == slug, AuditEvent.at < proof_cutoff))  # fmt: skip
+    audits = store_purge.delete_audit_events(session, slug, proof_cutoff)
 
     # 4. events for the scheduling system, delivered or given up: kept a while for inspection
-    settled = _delete(session, delete(EventDelivery).where(
-        EventDelivery.practice == slug, EventDelivery.status.in_(event_outbox.SETTLED),
-        EventDelivery.created_at < now - event_outbox.KEEP_SETTLED))  # fmt: skip
+    settled = store_purge.delete_event_deliveries(
+        session, slug, now - event_outbox.KEEP_SETTLED, event_outbox.SETTLED
+    )
 
     counts = {"consent_events": events, "suppressed": suppressed, "inbound_messages": inbound,
               "outbound_messages": outbound, "audit_events": audits,
@@ -111,6 +87,3 @@ def purge(
     session.commit()
     return counts
 
-
-def _delete(session: Session, statement: object) -> int:
-    return session.execute(statement, execution_options={"synchronize_session": False}).rowcount

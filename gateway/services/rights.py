@@ -11,25 +11,18 @@ is deleted or anonymised, and the erasure is recorded in the audit log.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
-
-from sqlalchemy import and_, delete, or_, select, update
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any
 
 from gateway.config import Practice, Settings
-from gateway.core.domain import ConsentStatus, OutboxStatus
+from gateway.core.domain import ConsentStatus
 from gateway.services import consent
-from gateway.store import audit, contacts, send_lock
-from gateway.store.models import (
-    ConsentEvent,
-    EventDelivery,
-    InboundMessage,
-    OutboundMessage,
-    Suppression,
-    utcnow,
-)
+from gateway.store import audit, contacts, erasure, privacy, send_lock
+from gateway.store.models import ConsentEvent, InboundMessage, OutboundMessage, utcnow
 from gateway.store.outbox import ERASED_PREFIX
 from gateway.store.privacy import phone_hash
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 
 def export(session: Session, practice: Practice, phone: str, now: datetime) -> dict[str, Any]:
@@ -37,19 +30,8 @@ def export(session: Session, practice: Practice, phone: str, now: datetime) -> d
     contact = contacts.get(session, practice.slug, phone)
     states = consent.current(session, practice.slug, phone, now=now,
                              pending_ttl=consent.pending_ttl(practice))  # fmt: skip
-    inbound = session.scalars(
-        select(InboundMessage)
-        .where(InboundMessage.practice == practice.slug, InboundMessage.phone == phone)
-        .order_by(InboundMessage.received_at, InboundMessage.id)
-    )
-    outbound = session.scalars(
-        select(OutboundMessage)
-        .where(
-            OutboundMessage.practice == practice.slug,
-            or_(OutboundMessage.phone == phone, OutboundMessage.sent_to == phone),
-        )
-        .order_by(OutboundMessage.created_at, OutboundMessage.id)
-    )
+    inbound = erasure.inbound_messages(session, practice.slug, phone)
+    outbound = erasure.outbound_messages(session, practice.slug, phone)
     return {
         "exported_at": _iso(now),
         "practice": practice.slug,
@@ -83,65 +65,18 @@ def erase(
                              pending_ttl=consent.pending_ttl(practice))  # fmt: skip
     suppressed = 0
     for category, state in states.items():
-        if state.status is ConsentStatus.OPTED_OUT and not _suppressed(
-            session, practice.slug, hashed, category.value
-        ):
-            session.add(Suppression(practice=practice.slug, phone_hash=hashed,
-                                    category=category.value, reason="erased_after_opt_out",
-                                    created_at=now))  # fmt: skip
+        if state.status is ConsentStatus.OPTED_OUT and privacy.suppress(
+            session, practice=practice.slug, hashed=hashed, category=category.value,
+            reason="erased_after_opt_out", now=now,
+        ):  # fmt: skip
             suppressed += 1
 
-    mine = (OutboundMessage.practice == practice.slug, OutboundMessage.phone == phone)
-    not_handed_over = or_(
-        OutboundMessage.status.in_(
-            [OutboxStatus.SCHEDULED.value, OutboxStatus.UNCERTAIN.value]
-        ),  # uncertain: Twilio may have it, but it is never looked up or resent now
-        and_(OutboundMessage.status == OutboxStatus.SENDING.value,
-             OutboundMessage.send_started_at.is_(None)),  # claimed by a dispatcher, not started
-    )  # fmt: skip
-    cancelled = session.execute(
-        update(OutboundMessage)
-        .where(*mine, not_handed_over)
-        .values(status=OutboxStatus.CANCELLED.value, reason="erased", lease_owner=None,
-                lease_expires_at=None, updated_at=now),
-        execution_options={"synchronize_session": False},
-    ).rowcount  # fmt: skip
+    cancelled = erasure.cancel_unsent(session, practice.slug, phone, now)
     marker = ERASED_PREFIX + hashed[:16]  # keeps delivery statistics, not the number
-    anonymised = session.execute(
-        update(OutboundMessage)
-        .where(*mine)
-        .values(phone=marker, sent_to=marker, body=None, params={}, updated_at=now),
-        execution_options={"synchronize_session": False},
-    ).rowcount
-    # texts this number received as someone's guardian: the patient's record stays theirs
-    anonymised += session.execute(
-        update(OutboundMessage)
-        .where(OutboundMessage.practice == practice.slug, OutboundMessage.sent_to == phone)
-        .values(sent_to=marker, body=None, updated_at=now),
-        execution_options={"synchronize_session": False},
-    ).rowcount
-
-    proof = select(ConsentEvent.inbound_message_id).where(
-        ConsentEvent.inbound_message_id.is_not(None)
-    )
-    deleted_inbound = session.execute(
-        delete(InboundMessage).where(
-            InboundMessage.practice == practice.slug,
-            InboundMessage.phone == phone,
-            InboundMessage.id.not_in(proof),
-        ),
-        execution_options={"synchronize_session": False},
-    ).rowcount
-    # events for the scheduling system that name the number, sent or not
-    session.execute(
-        delete(EventDelivery).where(
-            EventDelivery.practice == practice.slug, EventDelivery.phone == phone
-        ),
-        execution_options={"synchronize_session": False},
-    )
-    contact = contacts.get(session, practice.slug, phone)
-    if contact is not None:
-        session.delete(contact)
+    anonymised = erasure.anonymise_outbound(session, practice.slug, phone, marker, now)
+    deleted_inbound = erasure.delete_inbound(session, practice.slug, phone)
+    erasure.delete_event_deliveries(session, practice.slug, phone)
+    erasure.delete_contact(session, practice.slug, phone)
     counts = {
         "suppressed_categories": suppressed,
         "cancelled_reminders": cancelled,
@@ -153,14 +88,6 @@ def erase(
                  phone=phone, details=counts)  # fmt: skip
     session.commit()
     return counts
-
-
-def _suppressed(session: Session, practice: str, hashed: str, category: str) -> bool:
-    return session.scalar(
-        select(Suppression.id).where(Suppression.practice == practice,
-                                     Suppression.phone_hash == hashed,
-                                     Suppression.category == category)
-    ) is not None  # fmt: skip
 
 
 def _iso(value: Any) -> str | None:

@@ -15,11 +15,11 @@ from typing import Any
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
-from sqlalchemy.exc import OperationalError
 
 from gateway.services import event_delivery, reconcile, retention
 from gateway.services.dispatch import Dispatcher
 from gateway.store import outbox
+from gateway.store.db import DatabaseUnavailable
 
 log = logging.getLogger("gateway.scheduler")  # the name operators filter on
 
@@ -122,5 +122,5 @@ def run(app: Flask) -> None:
 def _survive_database_outage(job: str, work: Any) -> None:
     try:
         work()
-    except OperationalError as exc:  # the next run tries again; nothing claimed is lost
+    except DatabaseUnavailable as exc:  # the next run tries again; nothing claimed is lost
         log.error("%s: database unavailable (%s); retrying next run", job, type(exc.orig).__name__)

@@ -9,11 +9,12 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, current_app, g, has_request_context
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -26,6 +27,8 @@ log = logging.getLogger("gateway.db")  # the name operators filter on
 DatabaseUnavailable = OperationalError
 #: no pooled connection came free within the pool's wait
 NoConnectionFree = PoolTimeout
+#: any failure of the database layer: the two above, and a statement the database refused
+DatabaseFailure = SQLAlchemyError
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -238,3 +241,32 @@ def _close_session(_exc: BaseException | None) -> None:
     if session is not None:
         session.close()
         send_lock.release_all(session)  # locks taken before a transaction that never began
+
+
+def ping(session: Session) -> None:
+    """Run ``SELECT 1`` on the session's connection (opening one if needed); raises
+    :data:`DatabaseFailure` (usually :data:`DatabaseUnavailable`) when the database cannot be
+    reached."""
+    session.execute(text("SELECT 1"))
+
+
+# -- work to do once a transaction is on record ------------------------------------------------
+
+_ON_COMMIT = "gateway.db.on_commit"
+
+
+def on_commit(session: Session, callback: Callable[[], object]) -> None:
+    """Call ``callback()`` once the session's transaction commits, not if it is rolled back
+    (its return value is ignored). Callbacks run in the order they were given."""
+    session.info.setdefault(_ON_COMMIT, []).append(callback)
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    for callback in session.info.pop(_ON_COMMIT, ()):
+        callback()
+
+
+@event.listens_for(Session, "after_rollback")
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_ON_COMMIT, None)

@@ -17,12 +17,10 @@ import logging
 from typing import Any
 
 from flask import Blueprint, jsonify, request
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.config import current_settings
 from gateway.services import review
-from gateway.store.db import get_database
+from gateway.store.db import DatabaseFailure, get_database, ping
 from gateway.store.models import utcnow
 
 log = logging.getLogger("gateway.health")  # the name operators filter on
@@ -36,11 +34,11 @@ def healthz() -> Any:
     reached = False
     try:
         with get_database().sessions() as session:
-            session.execute(text("SELECT 1"))
+            ping(session)
             reached = True
             # one grouped query over the (practice, review_status, received_at) index
             overdue = review.overdue_counts(session, practices.values(), utcnow())
-    except SQLAlchemyError as exc:
+    except DatabaseFailure as exc:
         if not reached:
             log.error("healthz: database unreachable: %s", type(exc).__name__)
             return jsonify(status="unavailable", database="unreachable"), 503

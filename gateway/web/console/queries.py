@@ -1,28 +1,27 @@
-"""What the console's patient, review and audit pages read. Each function is one page's worth of
-queries over one practice; the views never write SQL. No Flask here."""
+"""What the console's patient, review and audit pages show. Each function is one page's worth of
+reads over one practice (the statements: ``gateway.store.console_reads``). No Flask here."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
-
-from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING
 
 from gateway.config import Practice
 from gateway.core.domain import Category, OutboxStatus
 from gateway.services import consent
 from gateway.services.consent import ConsentState
-from gateway.store import contacts
+from gateway.store import console_reads, contacts
 from gateway.store.models import (
     AuditEvent,
     ConsentEvent,
     Contact,
     InboundMessage,
     OutboundMessage,
-    StaffAccount,
 )
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 RECENT_MESSAGES = 50
 AUDIT_PAGE = 100
@@ -67,28 +66,11 @@ def patient_page(session: Session, practice: Practice, phone: str, now: datetime
     states = consent.current(session, practice.slug, phone, now=now,
                              pending_ttl=consent.pending_ttl(practice))  # fmt: skip
     timeline = list(reversed(consent.history(session, practice.slug, phone)))
-    outbound = list(
-        session.scalars(
-            select(OutboundMessage)
-            .where(
-                OutboundMessage.practice == practice.slug,
-                or_(OutboundMessage.phone == phone, OutboundMessage.sent_to == phone),
-            )
-            .order_by(OutboundMessage.created_at.desc(), OutboundMessage.id.desc())
-            .limit(RECENT_MESSAGES + 50)
-        )
-    )
+    outbound = console_reads.recent_outbound(session, practice.slug, phone, RECENT_MESSAGES + 50)
     upcoming = sorted(
         (m for m in outbound if m.status in UPCOMING), key=lambda m: (m.next_attempt_at, m.id)
     )
-    inbound = list(
-        session.scalars(
-            select(InboundMessage)
-            .where(InboundMessage.practice == practice.slug, InboundMessage.phone == phone)
-            .order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc())
-            .limit(RECENT_MESSAGES)
-        )
-    )
+    inbound = console_reads.recent_inbound(session, practice.slug, phone, RECENT_MESSAGES)
     messages = [shown for m in inbound for shown in (*_reply(m), _inbound(m))] + [
         _outbound(m) for m in outbound if m.status not in UPCOMING
     ]
@@ -137,13 +119,7 @@ def _outbound(message: OutboundMessage) -> Message:
 
 def review_item(session: Session, practice: str, inbound_id: int) -> InboundMessage | None:
     """A message that needed review (open or resolved) in the practice, or None."""
-    return session.scalar(
-        select(InboundMessage).where(
-            InboundMessage.id == inbound_id,
-            InboundMessage.practice == practice,
-            InboundMessage.review_status.is_not(None),
-        )
-    )
+    return console_reads.review_item(session, practice, inbound_id)
 
 
 @dataclass(frozen=True)
@@ -157,21 +133,18 @@ def audit_page(
     session: Session, practice: str, *, before_id: int | None = None, limit: int = AUDIT_PAGE
 ) -> tuple[list[AuditRow], int | None]:
     """One page of the practice's audit log, newest first, and the cursor of the next page."""
-    query = select(AuditEvent).where(AuditEvent.practice == practice)
-    if before_id is not None:
-        query = query.where(AuditEvent.id < before_id)
-    events = list(session.scalars(query.order_by(AuditEvent.id.desc()).limit(limit + 1)))
+    events = console_reads.audit_events(session, practice, before_id=before_id, limit=limit + 1)
     more = len(events) > limit
     events = events[:limit]
-    ids = {_staff_id(e.actor) for e in events} - {None}
-    emails: dict[Any, str] = {
-        account_id: email
-        for account_id, email in session.execute(
-            select(StaffAccount.id, StaffAccount.email).where(StaffAccount.id.in_(ids))
-        )
-    } if ids else {}  # fmt: skip
-    rows = [AuditRow(e, emails.get(_staff_id(e.actor), e.actor)) for e in events]
+    ids = {staff_id for e in events if (staff_id := _staff_id(e.actor)) is not None}
+    emails = console_reads.staff_emails(session, ids)
+    rows = [AuditRow(e, _who(e.actor, emails)) for e in events]
     return rows, (events[-1].id if more else None)
+
+
+def _who(actor: str, emails: dict[int, str]) -> str:
+    staff_id = _staff_id(actor)
+    return emails.get(staff_id, actor) if staff_id is not None else actor
 
 
 def _staff_id(actor: str) -> int | None:
