@@ -70,8 +70,7 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
 
 
 def _register_error_handlers(app: Flask) -> None:
-    from sqlalchemy.exc import OperationalError
-    from sqlalchemy.exc import TimeoutError as PoolTimeout
+    from gateway.store.db import DatabaseUnavailable, NoConnectionFree
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:
@@ -84,14 +83,14 @@ def _register_error_handlers(app: Flask) -> None:
         log.error("encryption key problem: %s", exc)  # names the setting, never a key or text
         return jsonify(error="stored data cannot be decrypted: check GATEWAY_ENCRYPTION_KEYS"), 500
 
-    @app.errorhandler(OperationalError)
-    def _database_unavailable(exc: OperationalError) -> Any:
+    @app.errorhandler(DatabaseUnavailable)
+    def _database_unavailable(exc: DatabaseUnavailable) -> Any:
         # Twilio then tries the number's fallback URL; the scheduling system retries.
         log.error("database unavailable: %s", type(exc.orig).__name__)
         return jsonify(error="database unavailable"), 503
 
-    @app.errorhandler(PoolTimeout)
-    def _no_connection_free(exc: PoolTimeout) -> Any:
+    @app.errorhandler(NoConnectionFree)
+    def _no_connection_free(exc: NoConnectionFree) -> Any:
         log.error("database unavailable: no pooled connection came free in time")
         return jsonify(error="database unavailable"), 503
 
