@@ -2,11 +2,11 @@
 practice manager (sign-in, patient lookup and consent changes, the review queue, the dashboard,
 the audit log). It calls the same domain functions as the JSON API, never the API itself.
 
-Modules: ``auth`` (sign-in, sessions, the checks before every view), ``csrf``, ``accounts`` and
-``sessions`` (the tables behind sign-in), ``throttle`` (failed sign-ins per address), ``cli``
-(``flask staff``), ``forms`` (form checking), ``queries`` and ``stats`` (what the pages read),
-``chart`` (the dashboard's SVG), ``formatting`` (Jinja filters), and the views:
-``patient_views``, ``review_views``, ``dashboard_views``.
+Modules: ``auth`` (sign-in, sessions, the checks before every view), ``csrf``, ``forms`` (form
+checking), ``queries`` and ``stats`` (what the pages read), ``chart`` (the dashboard's SVG),
+``formatting`` (Jinja filters), and the views: ``patient_views``, ``review_views``,
+``dashboard_views``. The tables behind sign-in are ``gateway.store.accounts``, ``sessions`` and
+``throttle``; ``flask staff`` is ``gateway.cli.console``.
 """
 
 from __future__ import annotations
@@ -16,23 +16,26 @@ from typing import Any
 from flask import Flask, g, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 
+from gateway.web.console import (  # imported for their routes and checks on bp
+    auth,
+    dashboard_views,
+    patient_views,
+    review_views,
+)
 from gateway.web.console.blueprint import bp
+
+__all__ = ["bp", "init_app"]
+del dashboard_views, patient_views, review_views
 
 
 def init_app(app: Flask) -> None:
-    """Mount the console on the app: routes, cookie settings, Jinja filters, ``flask staff``."""
-    from gateway.cli import console as cli
-    from gateway.store.throttle import FailedSignIns
-    from gateway.web.console import (
-        auth,
-        csrf,
-        dashboard_views,
-        formatting,
-        patient_views,
-        review_views,
-    )
+    """Set the app up for the console: cookie settings, Jinja filters, the root URL's redirect.
 
-    del dashboard_views, patient_views, review_views  # imported for their routes on bp
+    The app registers ``bp`` itself (every page's route is on it once this package is imported);
+    ``flask staff`` is registered by ``gateway.cli``."""
+    from gateway.store.throttle import FailedSignIns
+    from gateway.web.console import csrf, formatting
+
     settings = app.extensions["gateway.settings"]
     app.secret_key = settings.secret_key
     app.config.update(
@@ -47,9 +50,7 @@ def init_app(app: Flask) -> None:
     app.extensions["console.failed_sign_ins"] = FailedSignIns(settings.hash_key)
     app.jinja_env.filters.update(formatting.FILTERS)
     app.jinja_env.globals.update(labels=formatting.LABELS, csrf_token=csrf.token)
-    app.register_blueprint(bp)
     app.add_url_rule("/", "root", lambda: redirect(url_for("console.home")))
-    app.cli.add_command(cli.staff_cli)
 
 
 @bp.context_processor
