@@ -29,7 +29,7 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = 256 * 1024
     app.json.sort_keys = False
 
-    from gateway.cli import commands as cli
+    from gateway import cli
     from gateway.services import transport
     from gateway.store import db
     from gateway.web import health, metrics, openapi, webhooks
@@ -55,16 +55,15 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
     cli.init_app(app)
-    from gateway.cli import privacy as cli_privacy
-
-    cli_privacy.init_app(app)
-    from gateway.web import console
-
-    console.init_app(app)
     _register_error_handlers(app)
     from gateway.web import log_context
 
-    log_context.init_app(app)
+    log_context.init_app(app)  # before the console's CSRF check: a refused form has an id too
+    from gateway.web import console
+
+    app.register_blueprint(console.bp)
+    # the API and the webhooks authenticate each request themselves and get no console cookie
+    console.init_app(app, csrf_exempt=(api.bp, webhooks.bp))
     _configure_logging(settings.log_format)
     return app
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 
 import click
+from flask import Flask
 from flask.cli import AppGroup
 
 from gateway.config import current_settings
@@ -109,3 +110,8 @@ def set_password(email: str, password_stdin: bool) -> None:
     except ValidationFailed as exc:
         raise _refused(exc) from None
     click.echo(f"New password set for {account.email}.")
+
+
+def init_app(app: Flask) -> None:
+    """Register ``flask staff`` on the app."""
+    app.cli.add_command(staff_cli)

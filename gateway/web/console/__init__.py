@@ -2,37 +2,56 @@
 practice manager (sign-in, patient lookup and consent changes, the review queue, the dashboard,
 the audit log). It calls the same domain functions as the JSON API, never the API itself.
 
-Modules: ``auth`` (sign-in, sessions, the checks before every view), ``csrf``, ``accounts`` and
-``sessions`` (the tables behind sign-in), ``throttle`` (failed sign-ins per address), ``cli``
-(``flask staff``), ``forms`` (form checking), ``queries`` and ``stats`` (what the pages read),
-``chart`` (the dashboard's SVG), ``formatting`` (Jinja filters), and the views:
-``patient_views``, ``review_views``, ``dashboard_views``.
+Modules: ``auth`` (sign-in, sessions, the checks before every view), ``forms`` (form checking),
+``queries`` and ``stats`` (what the pages read), ``chart`` (the dashboard's SVG), ``formatting``
+(Jinja filters), and the views: ``patient_views``, ``review_views``, ``dashboard_views``. The
+tables behind sign-in are ``gateway.store.accounts``, ``sessions`` and ``throttle``; ``flask
+staff`` is ``gateway.cli.console``. Forms are protected against cross-site request forgery by
+Flask-WTF's ``CSRFProtect`` (``_protect_forms`` says how).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+from collections.abc import Iterable
 from typing import Any
 
-from flask import Flask, g, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, g, redirect, render_template, request, url_for
+from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
+from gateway.web.console import (  # imported for their routes and checks on bp
+    auth,
+    dashboard_views,
+    patient_views,
+    review_views,
+)
 from gateway.web.console.blueprint import bp
 
+__all__ = ["CSRF_REFUSED", "bp", "init_app"]
+del dashboard_views, patient_views, review_views
 
-def init_app(app: Flask) -> None:
-    """Mount the console on the app: routes, cookie settings, Jinja filters, ``flask staff``."""
-    from gateway.cli import console as cli
+#: what a form without this session's CSRF token is told (status 400)
+CSRF_REFUSED = ("The form has expired or did not come from this site. "
+                "Go back, reload the page and try again.")  # fmt: skip
+_CSRF_KEY_PURPOSE = b"gateway.web.console: CSRF tokens"
+
+
+def init_app(app: Flask, *, csrf_exempt: Iterable[Blueprint]) -> None:
+    """Set the app up for the console: cookie settings, CSRF protection, Jinja filters, the root
+    URL's redirect.
+
+    The app registers ``bp`` itself (every page's route is on it once this package is imported);
+    ``flask staff`` is registered by ``gateway.cli``. ``csrf_exempt``: the blueprints whose
+    requests authenticate themselves (the JSON API's bearer token, Twilio's signature) and carry
+    no console cookie; every other POST, PUT, PATCH or DELETE of the app needs the token (see
+    ``_protect_forms``). Call it after the request-id hook (``log_context.init_app``), so that a
+    refused form's answer carries its request id like any other.
+    """
     from gateway.store.throttle import FailedSignIns
-    from gateway.web.console import (
-        auth,
-        csrf,
-        dashboard_views,
-        formatting,
-        patient_views,
-        review_views,
-    )
+    from gateway.web.console import formatting
 
-    del dashboard_views, patient_views, review_views  # imported for their routes on bp
     settings = app.extensions["gateway.settings"]
     app.secret_key = settings.secret_key
     app.config.update(
@@ -46,15 +65,64 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("CONSOLE_SESSION_LIFETIME", auth.SESSION_LIFETIME)
     app.extensions["console.failed_sign_ins"] = FailedSignIns(settings.hash_key)
     app.jinja_env.filters.update(formatting.FILTERS)
-    app.jinja_env.globals.update(labels=formatting.LABELS, csrf_token=csrf.token)
-    app.register_blueprint(bp)
+    app.jinja_env.globals.update(labels=formatting.LABELS)
+    _protect_forms(app, settings.secret_key, csrf_exempt)
     app.add_url_rule("/", "root", lambda: redirect(url_for("console.home")))
-    app.cli.add_command(cli.staff_cli)
+
+
+def _protect_forms(app: Flask, secret_key: str, exempt: Iterable[Blueprint]) -> None:
+    """Flask-WTF's ``CSRFProtect`` (synchronizer token pattern) over the console's sessions.
+
+    Where the secret lives: Flask-WTF keeps a random value (``csrf_token``) in Flask's session.
+    Here that session is the console's own cookie (``gateway_console``, path ``/console``,
+    ``HttpOnly``, ``SameSite=Lax``, ``Secure`` in production, signed with
+    ``GATEWAY_SECRET_KEY``), the same cookie that holds the token of the staff session kept in
+    the database (``gateway.store.sessions``), so no other storage is needed. Every form carries
+    the value signed (the ``csrf_token()`` of the templates, hidden field ``csrf_token``); a POST
+    passes only if the signature holds and the value is the one in the cookie (compared in
+    constant time), before any view reads or writes anything. Otherwise: 400 and the console's
+    error page (``CSRF_REFUSED``).
+
+    Tied to the signed-in session: sign-in and sign-out clear the cookie (``auth``), so each
+    staff session gets a fresh value. A token from before sign-in, from after sign-out, from
+    another browser or from another staff session of the same account is refused.
+
+    Settings, and why:
+
+    - ``WTF_CSRF_SECRET_KEY``: derived from ``GATEWAY_SECRET_KEY`` (HMAC-SHA256 with a label),
+      so the configured secret signs cookies and tokens with separate keys; derived, not random,
+      so every web worker accepts the others' forms.
+    - ``WTF_CSRF_TIME_LIMIT = None``: no expiry of Flask-WTF's own (its default of an hour
+      would refuse a form left open over lunch). A token lives as long as its session, which
+      the database ends after ``CONSOLE_IDLE_TIMEOUT`` idle or ``CONSOLE_SESSION_LIFETIME``.
+    - ``WTF_CSRF_SSL_STRICT = False``: no ``Referer`` check over HTTPS. The console sends
+      ``Referrer-Policy: no-referrer``, so browsers send none and every form would be refused.
+    - ``WTF_CSRF_HEADERS = []``: only the form field counts, not an ``X-CSRFToken`` header;
+      the console runs no script.
+    """
+    key = hmac.new(secret_key.encode(), _CSRF_KEY_PURPOSE, hashlib.sha256).digest()
+    app.config.update(
+        WTF_CSRF_SECRET_KEY=key,
+        WTF_CSRF_FIELD_NAME="csrf_token",
+        WTF_CSRF_TIME_LIMIT=None,
+        WTF_CSRF_SSL_STRICT=False,
+        WTF_CSRF_HEADERS=[],
+    )
+    csrf = CSRFProtect(app)
+    for blueprint in exempt:
+        csrf.exempt(blueprint)
 
 
 @bp.context_processor
 def _template_context() -> dict[str, Any]:
     return {"staff": g.get("staff")}
+
+
+@bp.errorhandler(CSRFError)
+def _csrf_refused(exc: CSRFError) -> Any:
+    # Flask-WTF's reason (missing, invalid, another session's) is logged by flask_wtf.csrf
+    return render_template("console/error.html", code=400, title=exc.name,
+                           message=CSRF_REFUSED), 400  # fmt: skip
 
 
 @bp.errorhandler(HTTPException)

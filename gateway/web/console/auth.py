@@ -1,6 +1,7 @@
 """Sign-in, sign-out and the checks every console request goes through.
 
-Before any console view: a POST must carry the session's CSRF token (400 otherwise); every page
+Before any console view: a POST must carry the session's CSRF token (400 otherwise: Flask-WTF's
+``CSRFProtect``, set up in ``gateway.web.console``, checks it before the hook here); every page
 but the sign-in page needs a live staff session (else a redirect to sign-in, which comes back to
 the page afterwards). ``g.staff`` is then the signed-in ``Staff``, and ``practice_or_404`` lets
 a view reach only that staff member's practices: another practice's pages answer 404, as if they
@@ -24,7 +25,6 @@ from gateway.store.db import get_session
 from gateway.store.models import utcnow
 from gateway.store.throttle import FailedSignIns
 from gateway.web import log_context
-from gateway.web.console import csrf
 from gateway.web.console.blueprint import bp
 
 log = logging.getLogger("gateway.console.auth")  # the name operators filter on
@@ -52,8 +52,6 @@ def throttle() -> FailedSignIns:
 
 @bp.before_request
 def _check_request() -> Any:
-    if request.method == "POST":
-        csrf.check()
     if request.endpoint in _PUBLIC:
         return None
     staff = _signed_in_staff()
@@ -119,9 +117,10 @@ def sign_in() -> Any:
         return _sign_in_form(_SIGN_IN_FAILED, email, next_page, 401)
     sessions.purge_expired(session, now, limits())
     token = sessions.open_session(session, staff.id, now)
-    cookie.clear()  # nothing from before sign-in carries over (session fixation)
+    # nothing from before sign-in carries over (session fixation), the CSRF value included:
+    # Flask-WTF makes a new one for this session's first form
+    cookie.clear()
     cookie["sid"] = token
-    csrf.renew()
     g.staff = staff
     for slug in staff.practices:
         if slug in current_settings().practices:
@@ -145,8 +144,7 @@ def sign_out() -> Any:
     session.commit()
     if isinstance(token, str):
         sessions.close(session, token)
-    cookie.clear()
-    csrf.renew()
+    cookie.clear()  # the CSRF value too: the signed-out page's forms get a new one
     flash("You are signed out.")
     return redirect(url_for("console.sign_in"), 303)
 
