@@ -5,10 +5,14 @@ Pure: no database. Files go to tmp_path.
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
 import os
+import re
 import stat
 from datetime import time
+from ipaddress import ip_network
 from pathlib import Path
 
 import pytest
@@ -21,6 +25,7 @@ from gateway.config import (
     load_practices,
     load_settings,
     parse_practices,
+    schema,
 )
 from gateway.core.domain import Category
 
@@ -850,3 +855,228 @@ def test_a_short_secret_key_is_refused(tmp_path: Path) -> None:
 def test_the_secret_key_comes_from_the_environment(tmp_path: Path) -> None:
     settings = load_settings({"GATEWAY_SECRET_KEY": " " + "s" * 40 + " "}, tmp_path)
     assert settings.secret_key == "s" * 40
+
+
+# --- each key declared once: the README's tables, the messages --------------------------------
+
+README = (TESTS.parent / "README.md").read_text(encoding="utf-8")
+#: documented variables that Settings does not read (the app factory, gunicorn, the Procfile do)
+READ_ELSEWHERE = {
+    "GATEWAY_CONFIG", "GATEWAY_INSTANCE_PATH", "PROMETHEUS_MULTIPROC_DIR", "GATEWAY_BIND"
+}  # fmt: skip
+
+
+def readme_table(header: str) -> list[tuple[list[str], str]]:
+    """The rows of the README table under ``header``: (the keys of the first column, the last)."""
+    lines = README.split(header + "\n", 1)[1].splitlines()[1:]
+    rows = []
+    for line in itertools.takewhile(lambda text: text.startswith("|"), lines):
+        cells = [cell.strip() for cell in line.strip("|").split(" | ")]
+        rows.append((re.findall(r"`([^`]+)`", cells[0]), cells[-1]))
+    return rows
+
+
+def literal(text: str) -> object:
+    """A default as the README writes it (`2`, `text`, `false`, `08:00-20:00`) as a value."""
+    if text in ("true", "false"):
+        return text == "true"
+    if re.fullmatch(r"\d\d:\d\d-\d\d:\d\d", text):
+        return tuple(time(int(t[:2]), int(t[3:])) for t in text.split("-"))
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def declared_default(kind: type, attribute: str) -> object:
+    declared = kind.__dataclass_fields__[attribute]
+    if declared.default_factory is not dataclasses.MISSING:
+        return declared.default_factory()
+    return declared.default
+
+
+def test_every_variable_is_documented_with_its_default(tmp_path: Path) -> None:
+    rows = readme_table("| variable | meaning | default |")
+    documented = {name: default for names, default in rows for name in names}
+    variables = {k: attribute for k, attribute in schema.keys(Settings).items() if k.isupper()}
+    assert set(documented) - set(variables) == READ_ELSEWHERE
+    assert set(variables) <= set(documented)
+    assert documented["GATEWAY_CONFIG"] == f"`{config.EXAMPLE_PRACTICES_FILE.name}`"
+
+    instance = tmp_path / "instance"
+    loaded = load_settings({}, instance)
+    development = config.development_secrets(instance).values()
+    for name, attribute in variables.items():
+        default, value = documented[name], getattr(loaded, attribute)
+        if "dev-secrets.json" in default:  # "a random local ... in instance/dev-secrets.json"
+            assert set(value if isinstance(value, tuple) else [value]) <= set(development), name
+        elif name == "DATABASE_URL":
+            assert default == "`sqlite:///instance/gateway.sqlite3`"
+            assert value == f"sqlite:///{instance / 'gateway.sqlite3'}"
+        elif default.startswith("`"):
+            assert value == declared_default(Settings, attribute) == literal(default.strip("`"))
+        else:  # "none", "off", "Twilio", "the request's own URL"
+            assert value in (None, ()), name
+            assert declared_default(Settings, attribute) in (None, ()), name
+
+
+def test_every_practice_key_is_documented_with_its_default() -> None:
+    documented: dict[str, str] = {}
+    for names, default in readme_table("| key | meaning | default |"):
+        values = re.findall(r"`([^`]+)`", default) if default.startswith("`") else []
+        for n, name in enumerate(names):
+            documented[name] = values[n if len(values) > 1 else 0] if values else default
+    known = schema.keys(Practice)
+    for name in known.keys() - {""}:  # "": the slug, the table's own name
+        assert name in documented or any(d.startswith(f"{name}.") for d in documented), name
+
+    for name, text in documented.items():
+        table, _, category = name.partition(".")
+        if name in known:
+            default = declared_default(Practice, known[name])
+        else:  # one category of a mapping: senders.marketing, sending_window.transactional
+            default = declared_default(Practice, known[table])
+            if isinstance(default, dict):
+                default = default[Category(category)]
+        if "required" in text:
+            assert default is dataclasses.MISSING, name
+        elif text.startswith("none"):
+            assert default is None, name
+        else:
+            assert default == literal(text), name
+
+
+def test_config_error_shows_under_its_public_name() -> None:
+    assert f"{ConfigError.__module__}.{ConfigError.__qualname__}" == "gateway.config.ConfigError"
+    assert "gateway.config.ConfigError: practices.alluring.time_zone: unknown time zone" in README
+
+
+BAD_VARIABLES = [
+    ("GATEWAY_DISPATCH_INTERVAL", "soon", "GATEWAY_DISPATCH_INTERVAL: not a number: 'soon'"),
+    ("GATEWAY_DISPATCH_INTERVAL", "0.05",
+     "GATEWAY_DISPATCH_INTERVAL: must be between 0.1 and 3600"),
+    ("GATEWAY_DISPATCH_BATCH", "10001", "GATEWAY_DISPATCH_BATCH: must be between 1 and 10000"),
+    ("GATEWAY_DISPATCH_CONCURRENCY", "0",
+     "GATEWAY_DISPATCH_CONCURRENCY: must be between 1 and 256"),
+    ("GATEWAY_DISPATCH_LEASE", "4", "GATEWAY_DISPATCH_LEASE: must be between 5 and 3600"),
+    ("GATEWAY_RECONCILE_AFTER", "nan", "GATEWAY_RECONCILE_AFTER: must be between 1 and 604800"),
+    ("GATEWAY_DATABASE_TIMEOUT", " 61 ", "GATEWAY_DATABASE_TIMEOUT: must be between 0.5 and 60"),
+    ("GATEWAY_SCHEDULER_METRICS_PORT", "70000",
+     "GATEWAY_SCHEDULER_METRICS_PORT: must be between 1 and 65535"),
+    ("GATEWAY_LOG_FORMAT", " XML ", "GATEWAY_LOG_FORMAT: must be text or json, not 'xml'"),
+    ("GATEWAY_ENV", "Test", "GATEWAY_ENV: must be development, production or test, not 'Test'"),
+    ("GATEWAY_METRICS_TOKEN", "short", "GATEWAY_METRICS_TOKEN: needs at least 16 characters"),
+    ("GATEWAY_METRICS_ALLOW", "10.0.0.0/8, intranet",
+     "GATEWAY_METRICS_ALLOW: not an IP address or network: 'intranet'"),
+    ("TWILIO_API_BASE_URL", " localhost:4010/ ",
+     "TWILIO_API_BASE_URL: not an http(s) URL: 'localhost:4010'"),
+    ("GATEWAY_API_TOKEN", f"alluring+nowhere:{GOOD_TOKEN}",
+     "GATEWAY_API_TOKEN: a token is scoped to unknown practice 'nowhere'"),
+    ("GATEWAY_API_TOKEN", f"alluring:{'x' * 15}",
+     "GATEWAY_API_TOKEN: each token needs at least 16 characters"),
+    ("GATEWAY_ENCRYPTION_KEYS", "c2hvcnQ=", "GATEWAY_ENCRYPTION_KEYS: each key must be 32 "
+     "url-safe base64-encoded bytes (`python -m gateway.crypto` makes one)"),
+    ("GATEWAY_HASH_KEY", "k" * 31, "GATEWAY_HASH_KEY: needs at least 32 characters"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "value", "message"), BAD_VARIABLES)
+def test_a_bad_variable_is_named_with_the_reason(
+    tmp_path: Path, name: str, value: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        load_settings({name: value}, tmp_path)
+    assert str(excinfo.value) == message
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "attribute", "expected"),
+    [
+        ("GATEWAY_DISPATCH_BATCH", "100.7", "dispatch_batch", 100),  # a fraction is dropped
+        ("GATEWAY_SCHEDULER_METRICS_PORT", " 9100 ", "scheduler_metrics_port", 9100),
+        ("GATEWAY_DISPATCH_LEASE", "  ", "dispatch_lease", 120.0),  # blank: unset
+        ("GATEWAY_LOG_FORMAT", " JSON ", "log_format", "json"),
+        ("GATEWAY_METRICS_TOKEN", f" {'m' * 16} ", "metrics_token", "m" * 16),
+        ("GATEWAY_METRICS_ALLOW", "10.0.0.1/8, ,::1", "metrics_allow",
+         (ip_network("10.0.0.0/8"), ip_network("::1"))),
+        ("GATEWAY_ENCRYPTION_KEYS", f" {PRODUCTION_ENV['GATEWAY_ENCRYPTION_KEYS']} ,",
+         "encryption_keys", (PRODUCTION_ENV["GATEWAY_ENCRYPTION_KEYS"],)),
+        ("DATABASE_URL", " postgres://db/gw ", "database_url", "postgresql+psycopg://db/gw"),
+        ("TWILIO_AUTH_TOKEN", " auth ", "twilio_auth_token", "auth"),
+    ],
+)  # fmt: skip
+def test_variables_are_read_as_declared(
+    tmp_path: Path, name: str, value: str, attribute: str, expected: object
+) -> None:
+    assert getattr(load_settings({name: value}, tmp_path), attribute) == expected
+
+
+def test_a_blank_database_url_is_unset(tmp_path: Path) -> None:
+    settings = load_settings({"DATABASE_URL": "  "}, tmp_path)
+    assert settings.database_url == f"sqlite:///{tmp_path / 'gateway.sqlite3'}"
+
+
+def test_token_scopes(tmp_path: Path) -> None:
+    other = "another-token-0123456789"
+    env = {"GATEWAY_API_TOKEN": f"alluring + bellara:{GOOD_TOKEN}, {other}"}
+    settings = load_settings(env, tmp_path)
+    assert settings.api_tokens == (GOOD_TOKEN, other)
+    assert settings.token_scopes == {GOOD_TOKEN: frozenset({"alluring", "bellara"}), other: None}
+
+
+@pytest.mark.parametrize("value", [",", " , "])
+def test_production_requires_an_encryption_key_not_just_commas(tmp_path: Path, value: str) -> None:
+    with pytest.raises(ConfigError, match=r"^GATEWAY_ENCRYPTION_KEYS: required when"):
+        load_settings({**PRODUCTION_ENV, "GATEWAY_ENCRYPTION_KEYS": value}, tmp_path)
+    assert not (tmp_path / "dev-secrets.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"events": "https://x.example/h"}, "practices.x.events: must be a table"),
+        ({"events": {}}, "practices.x.events.url: required, an http(s) URL"),
+        ({"events": {"url": "https://x.example/h", "secrets": "x"}},
+         "practices.x.events.secrets: unknown key (allowed: secret, url)"),
+        ({"caps": {"per_hour": 1}}, "practices.x.caps.per_hour: unknown key (allowed: "
+         "marketing_per_day, transactional_per_day, transactional_per_week)"),
+        ({"retention": 7}, "practices.x.retention: must be a table"),
+        ({"age": {"oldest": 1, "eldest": 1}}, "practices.x.age.eldest: unknown key"),
+        ({"zone": 1, "age": {"eldest": 1}}, "practices.x.zone: unknown key"),
+        ({"slug": "x"}, "practices.x.slug: unknown key"),
+        ({"minimum_age": 16}, "practices.x.minimum_age: unknown key"),
+        ({"sending_window": "08:00-20:00"},
+         'practices.x.sending_window: must be a table of category = "HH:MM-HH:MM"'),
+        ({"sending_window": {"promos": "09:00-17:00"}},
+         "practices.x.sending_window.promos: unknown category (expected transactional, marketing)"),
+        ({"rate_limit": 5}, "practices.x.rate_limit: must be a table of category = messages per "
+         "second"),
+        ({"rate_limit": {"marketing": 0.05}}, "practices.x.rate_limit.marketing: messages per "
+         "second, 0 (no limit) or from 0.1 to 10000"),
+        ({"confirmations": 1}, "practices.x.confirmations: must be true or false"),
+        ({"time_zone": " "}, "practices.x.time_zone: required, a non-empty string"),
+        ({"senders": {"transactional": " "}}, "practices.x.senders.transactional: must be an "
+         "E.164 number or a Messaging Service SID (MG...)"),
+    ],
+)  # fmt: skip
+def test_a_bad_practice_key_is_named_with_the_reason(
+    extra: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        parse_practices(_with(**extra))
+    assert str(excinfo.value).startswith(message)
+
+
+def test_event_settings_are_stripped_as_read() -> None:
+    secret = "whsec_" + PRODUCTION_ENV["GATEWAY_ENCRYPTION_KEYS"].replace("-", "+")
+    events = {"url": " https://x.example/h ", "secret": secret}
+    practice = parse_practices(_with(events=events))["x"]
+    assert (practice.events_url, practice.events_secret) == ("https://x.example/h", secret)
+    assert secret not in repr(practice)
+
+
+def test_a_practice_built_in_code_is_not_checked() -> None:
+    # what the file may hold is checked when it is read; tests build variations freely
+    practice = parse_practices(_with())["x"]
+    varied = dataclasses.replace(practice, name=" ", review_alert_hours=0)
+    assert (varied.name, varied.review_alert_hours, varied.slug) == (" ", 0, "x")
