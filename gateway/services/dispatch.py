@@ -33,7 +33,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.config import Practice, Settings
-from gateway.core import gsm7, phone, policy, recipients, retry, windows
+from gateway.core import gsm7, log_fields, phone, policy, recipients, retry, windows
 from gateway.core.domain import Category, ConsentStatus, OutboxStatus, SkipReason, Unreachable
 from gateway.services import consent, metrics, reconcile, reminders, sms_templates
 from gateway.services.delivery import react_to_error
@@ -50,7 +50,6 @@ from gateway.store import contacts, event_outbox, outbox, privacy, send_lock
 from gateway.store.db import Database
 from gateway.store.models import Contact, OutboundMessage, utcnow
 from gateway.store.pacing import Busy, Pacer
-from gateway.web import log_context
 
 log = logging.getLogger("gateway.dispatch")  # the name operators filter on
 
@@ -206,14 +205,14 @@ class Dispatcher:
             )
 
     def _process(self, message: OutboundMessage) -> _Outcome:
-        token = log_context.practice.set(message.practice)  # named in this message's log lines
-        try:
-            outcome = self._process_one(message)
-        except Exception:  # one message's trouble must not stop the others; its lease expires
-            log.exception("message %s: dispatch failed; housekeeping will take it back", message.id)
-            return "none"
-        finally:
-            log_context.practice.reset(token)
+        with log_fields.practice_named(message.practice):  # named in this message's log lines
+            try:
+                outcome = self._process_one(message)
+            except Exception:  # one message's trouble must not stop the others; its lease expires
+                log.exception(
+                    "message %s: dispatch failed; housekeeping will take it back", message.id
+                )
+                return "none"
         metrics.count_send(message.practice, message.category, outcome)
         return outcome
 
