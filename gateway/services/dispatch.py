@@ -1,9 +1,12 @@
-"""Dispatch: claim due messages, decide, render, pace, send, record.
+"""Dispatch: claim due messages, gather their facts, render, decide, pace, send, record.
 
 Each message is decided at the moment of sending (a STOP that arrived after enqueue wins), in its
-own short transaction, and the request to Twilio happens outside any transaction. Just before the
-request, ``send_started_at`` is committed: if the process dies after that, housekeeping marks the
-message ``uncertain`` and reconciliation asks Twilio before anything is sent again.
+own short transaction, and the request to Twilio happens outside any transaction. The decision is
+``gateway.core.policy.decide``'s alone, over the facts ``gateway.store.facts.gather`` reads in that
+transaction and the text, rendered once (``reminders.render_text``): what is sent is the text the
+policy measured. Just before the request, ``send_started_at`` is committed: if the process dies
+after that, housekeeping marks the message ``uncertain`` and reconciliation asks Twilio before
+anything is sent again.
 
 Sends run on a thread pool (``concurrency`` requests in flight at most), so Twilio's latency does
 not bound throughput; each sender's rate limit is kept across all processes by
@@ -25,16 +28,13 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
-from zoneinfo import ZoneInfo
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from gateway.config import Practice, Settings
-from gateway.core import gsm7, log_fields, phone, policy, recipients, retry, windows
-from gateway.core.domain import Category, ConsentStatus, OutboxStatus, SkipReason, Unreachable
+from gateway.core import log_fields, policy, recipients, retry
+from gateway.core.domain import Category, ConsentStatus, OutboxStatus, SkipReason
 from gateway.services import consent, metrics, reconcile, reminders, sms_templates
 from gateway.services.delivery import react_to_error
 from gateway.services.transport import (
@@ -46,10 +46,13 @@ from gateway.services.transport import (
     SendResult,
     Transport,
 )
-from gateway.store import contacts, event_outbox, outbox, privacy, send_lock
+from gateway.store import event_outbox, facts, outbox, send_lock
 from gateway.store.db import Database
-from gateway.store.models import Contact, OutboundMessage, utcnow
+from gateway.store.models import OutboundMessage, utcnow
 from gateway.store.pacing import Busy, Pacer
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 log = logging.getLogger("gateway.dispatch")  # the name operators filter on
 
@@ -103,6 +106,17 @@ class _Prepared:
 
 #: what _decide answers when the message is not to be sent now (the outcome, for the summary)
 _Outcome = str
+
+
+def _consent_of(
+    session: Session, practice: Practice, phone: str, category: Category, now: datetime
+) -> tuple[ConsentStatus, bool]:
+    """The consent ledger's reading of a number's consent (``facts.ConsentReader``)."""
+    state = consent.current(
+        session, practice.slug, phone, (category,), now=now,
+        pending_ttl=consent.pending_ttl(practice),
+    )[category]  # fmt: skip
+    return state.status, state.allows_sending
 
 
 class Dispatcher:
@@ -251,13 +265,8 @@ class Dispatcher:
         decided one after the other (frequency caps hold) and a consent change waits for a send
         under way. Yields (session, the numbers locked)."""
         with self.database.sessions() as session:
-            row = session.execute(
-                select(Contact.guardian_phone, Contact.alternate_phone).where(
-                    Contact.practice == message.practice, Contact.phone == message.phone
-                )
-            ).first()
+            phones = facts.numbers(session, message.practice, message.phone)
             session.rollback()
-        phones = frozenset(p for p in (message.phone, *(row or ())) if p)
         with self._local_locks.hold(phones):
             if not self.locking:
                 # SQLite: file locks shared with the web process, taken before any transaction
@@ -268,14 +277,8 @@ class Dispatcher:
                 ):
                     yield session, phones
                 return
-            with self.database.engine.connect() as connection:
-                keys = send_lock.hold(connection, phones)
-                try:
-                    with Session(bind=connection, expire_on_commit=False) as session:
-                        yield session, phones
-                finally:
-                    connection.rollback()
-                    send_lock.release(connection, keys)
+            with send_lock.holding(self.database.engine, phones) as session:
+                yield session, phones
 
     def _behind_pace(
         self, session: Session, message: OutboundMessage, sender: str, busy: Busy
@@ -288,15 +291,15 @@ class Dispatcher:
             self._queued[sender] += 1
         until = datetime.fromtimestamp(busy.next_free + ahead / rate, UTC)
         return self._leave(
-            session, message, "paced", status=OutboxStatus.SCHEDULED, next_attempt_at=until,
-            reason=f"waiting for the sender's rate limit ({rate:g}/s)",
+            session, message, "paced", status=OutboxStatus.SCHEDULED,
+            next_attempt_at=until, reason=f"waiting for the sender's rate limit ({rate:g}/s)",
         )  # fmt: skip
 
     def _decide(
         self, message: OutboundMessage, session: Session, locked: frozenset[str]
     ) -> _Prepared | _Outcome:
-        """Apply the policy; for a send, render it, wait for the sender's slot, and commit
-        ``send_started_at``."""
+        """Gather the facts, render the text, apply the policy; for a send, wait for the
+        sender's slot and commit ``send_started_at``."""
         now = self.clock()
         if outbox.is_erased(message.phone):  # never sent: its number was erased
             return self._leave(session, message, "none", status=OutboxStatus.CANCELLED,
@@ -306,29 +309,37 @@ class Dispatcher:
             reason = SkipReason.NO_SENDER.value
             return self._leave(session, message, f"skipped:{reason}",
                                status=OutboxStatus.SKIPPED, reason=reason)  # fmt: skip
-        facts, recipient, language = self._facts(session, message, practice, now)
+        found = facts.gather(session, message, practice, now=now,
+                             hash_key=self.settings.hash_key, consent_of=_consent_of)  # fmt: skip
+        # a guardian (or an alternate number) with no language on file reads the patient's
+        on_file = found.recipient_language or found.patient_language
+        language = recipients.language_for(on_file, practice.language)
         try:
-            body = gsm7.to_gsm7(
-                reminders.render(message.template, message.params, practice, language,
-                                 max_chars=policy.EXEMPT_MAX_CHARS if facts.exempt_limits else None)
-            )  # fmt: skip
+            text = reminders.render_text(message.template, message.params, practice, language,
+                                         max_chars=policy.max_chars(found.facts))  # fmt: skip
         except Exception as exc:
-            return self._leave(session, message, "failed:render", status=OutboxStatus.FAILED,
-                               completed_at=now,
+            return self._leave(session, message, "failed:render",
+                               status=OutboxStatus.FAILED, completed_at=now,
                                reason=f"template did not render: {type(exc).__name__}")  # fmt: skip
-        facts = replace(facts, body_chars=len(body), body_segments=gsm7.segments(body))
-        decision = policy.decide(facts, now)
+        spec = sms_templates.catalog().get(message.template)
+        decision = policy.decide(
+            replace(found.facts, confirms_opt_in=bool(spec and spec.confirms_opt_in),
+                    body_chars=text.chars, body_segments=text.segments),
+            now,
+        )  # fmt: skip
         if isinstance(decision, policy.Skip):
             reason = decision.reason.value
             return self._leave(session, message, f"skipped:{reason}",
                                status=OutboxStatus.SKIPPED, reason=reason)  # fmt: skip
         if isinstance(decision, policy.Defer):
-            return self._leave(session, message, "deferred", status=OutboxStatus.SCHEDULED,
-                               next_attempt_at=decision.until, reason=decision.reason)  # fmt: skip
+            return self._leave(session, message, "deferred",
+                               status=OutboxStatus.SCHEDULED, next_attempt_at=decision.until,
+                               reason=decision.reason)  # fmt: skip
+        recipient = found.recipient
         assert recipient is not None
         if recipient not in locked:  # its contact changed just now
-            return self._leave(session, message, "paced", status=OutboxStatus.SCHEDULED,
-                               next_attempt_at=now,
+            return self._leave(session, message, "paced",
+                               status=OutboxStatus.SCHEDULED, next_attempt_at=now,
                                reason="recipient changed while deciding; next pass")  # fmt: skip
         sender = practice.senders[Category(message.category)]
         if self.pacer.paced(sender):
@@ -342,7 +353,7 @@ class Dispatcher:
         # started, and nothing personal is written back into an erased row
         started = outbox.transition(
             session, message.id, OutboxStatus.SENDING, owner=self.owner, phone=message.phone,
-            send_started_at=now, body=body, sender=sender, sent_to=recipient,
+            send_started_at=now, body=text.body, sender=sender, sent_to=recipient,
         )  # fmt: skip
         session.commit()
         if not started:
@@ -350,79 +361,9 @@ class Dispatcher:
             return "none"
         message.sender = sender
         sms = OutboundSms(
-            to=recipient, sender=sender, body=body, status_callback=self.status_callback
+            to=recipient, sender=sender, body=text.body, status_callback=self.status_callback
         )
         return _Prepared(sms=sms, attempts=message.attempts + 1)
-
-    def _facts(
-        self, session: Any, message: OutboundMessage, practice: Practice, now: datetime
-    ) -> tuple[policy.Facts, str | None, str]:
-        """Everything the policy needs, read in this transaction; the recipient; the language."""
-        category = Category(message.category)
-        patient = contacts.get(session, message.practice, message.phone)
-        today = now.astimezone(ZoneInfo(practice.time_zone)).date()
-        person = recipients.Person(
-            phone=message.phone,
-            date_of_birth=patient.date_of_birth if patient else None,
-            guardian_phone=patient.guardian_phone if patient else None,
-            alternate_phone=patient.alternate_phone if patient else None,
-            do_not_text=bool(patient and patient.do_not_text),
-        )
-        recipient = recipients.resolve(
-            person, category, today, minimum_age=practice.minimum_age,
-            guardian_required_under=practice.guardian_required_under,
-        )  # fmt: skip
-        language = (patient.language if patient else None) or practice.language
-        if recipient.phone is None:
-            facts = policy.Facts(
-                expires_at=message.expires_at, consent_status=ConsentStatus.NONE,
-                consent_allows=False, recipient_block=recipient.block,
-            )  # fmt: skip
-            return facts, None, language
-        target = patient if recipient.phone == message.phone else contacts.get(
-            session, message.practice, recipient.phone
-        )  # fmt: skip
-        state = consent.current(
-            session, message.practice, recipient.phone, (category,), now=now,
-            pending_ttl=consent.pending_ttl(practice),
-        )[category]  # fmt: skip
-        spec = sms_templates.catalog().get(message.template)
-        allows = state.allows_sending or bool(
-            spec and spec.confirms_opt_in and state.status is ConsentStatus.PENDING
-        )
-        exempt = category is Category.TRANSACTIONAL and state.status is ConsentStatus.IMPLIED
-        if category is Category.MARKETING:
-            caps = (policy.Cap(practice.marketing_per_day, timedelta(hours=24)),)
-        elif exempt:
-            caps = (
-                policy.Cap(practice.transactional_per_day, timedelta(hours=24)),
-                policy.Cap(practice.transactional_per_week, timedelta(days=7)),
-            )
-        else:
-            caps = ()
-        facts = policy.Facts(
-            expires_at=message.expires_at,
-            consent_status=state.status,
-            consent_allows=allows,
-            unreachable=Unreachable(target.unreachable) if target and target.unreachable else None,
-            has_sender=category in practice.senders,
-            window=practice.windows[category],
-            zones=windows.zones_for(
-                target.time_zone if target else None,
-                phone.time_zones(recipient.phone),
-                practice.time_zone,
-            ),
-            caps=caps,
-            recent_sends=outbox.recent_sends(
-                session, message.practice, recipient.phone, category.value, now - timedelta(days=7)
-            ),
-            exempt_limits=exempt,
-            suppressed=state.status is ConsentStatus.IMPLIED
-            and privacy.is_suppressed(
-                session, self.settings.hash_key, message.practice, recipient.phone, category.value
-            ),  # fmt: skip
-        )
-        return facts, recipient.phone, (target.language if target else None) or language
 
     def _leave(
         self, session: Session, message: OutboundMessage, outcome: _Outcome, **values: Any
