@@ -28,6 +28,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask
@@ -60,6 +61,45 @@ STATUS_CALLBACK_PATH = "/webhooks/twilio/status"
 _IN_FLIGHT = (OutboxStatus.SENDING, OutboxStatus.UNCERTAIN)
 
 
+class Outcome(StrEnum):
+    """What dispatch did with one message: the kinds ``PassSummary`` counts (each value is the
+    name of its counter) and metrics label."""
+
+    #: nothing to count: the lease was lost meanwhile, the number was erased, or processing
+    #: failed (housekeeping takes the message back)
+    NONE = "none"
+    SENT = "sent"
+    #: reason: the ``SkipReason``
+    SKIPPED = "skipped"
+    #: outside the sending window or over a frequency cap: scheduled for later
+    DEFERRED = "deferred"
+    #: reason: the Twilio error code, the HTTP status, or ``network``
+    RETRYING = "retrying"
+    #: reason: the Twilio error code, ``gave_up``, ``unknown`` or ``render``
+    FAILED = "failed"
+    #: Twilio may have it: reconciliation asks before anything is sent again
+    UNCERTAIN = "uncertain"
+    #: put back untried: the sender's rate limit, a recipient that changed mid-decision
+    PACED = "paced"
+
+
+class Result(str):
+    """One message's ``Outcome`` and its reason, which read as one text: ``sent``,
+    ``skipped:opted_out``, ``failed:21610`` (the form the metrics take)."""
+
+    outcome: Outcome
+    reason: str
+
+    def __new__(cls, outcome: Outcome, reason: object = "") -> Result:
+        reason = str(reason)
+        self = super().__new__(cls, f"{outcome.value}:{reason}" if reason else outcome.value)
+        self.outcome, self.reason = outcome, reason
+        return self
+
+
+NOTHING = Result(Outcome.NONE)
+
+
 @dataclass
 class PassSummary:
     """What one pass (or one drain) did."""
@@ -74,12 +114,12 @@ class PassSummary:
     paced: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
 
-    def add(self, outcome: str) -> None:
-        kind, _, reason = outcome.partition(":")
-        if kind == "skipped":
-            self.skipped[reason] += 1
-        elif kind != "none":
-            setattr(self, kind, getattr(self, kind) + 1)
+    def add(self, result: Result) -> None:
+        if result.outcome is Outcome.SKIPPED:
+            self.skipped[result.reason] += 1
+        elif result.outcome is not Outcome.NONE:
+            name = result.outcome.value
+            setattr(self, name, getattr(self, name) + 1)
 
     def merge(self, other: PassSummary) -> None:
         for name in ("claimed", "sent", "deferred", "retrying", "failed", "uncertain", "paced"):
@@ -102,10 +142,6 @@ class PassSummary:
 class _Prepared:
     sms: OutboundSms
     attempts: int
-
-
-#: what _decide answers when the message is not to be sent now (the outcome, for the summary)
-_Outcome = str
 
 
 def _consent_of(
@@ -190,7 +226,7 @@ class Dispatcher:
         so the pool never runs dry between batches. ``stop`` ends claiming; what was claimed is
         finished."""
         total = PassSummary()
-        pending: set[Future[_Outcome]] = set()
+        pending: set[Future[Result]] = set()
         exhausted = False
         with ThreadPoolExecutor(self.concurrency, "dispatch") as pool:
             while True:
@@ -218,22 +254,22 @@ class Dispatcher:
                 session, now=self.clock(), owner=self.owner, lease=self.lease, limit=self.batch
             )
 
-    def _process(self, message: OutboundMessage) -> _Outcome:
+    def _process(self, message: OutboundMessage) -> Result:
         with log_fields.practice_named(message.practice):  # named in this message's log lines
             try:
-                outcome = self._process_one(message)
+                result = self._process_one(message)
             except Exception:  # one message's trouble must not stop the others; its lease expires
                 log.exception(
                     "message %s: dispatch failed; housekeeping will take it back", message.id
                 )
-                return "none"
-        metrics.count_send(message.practice, message.category, outcome)
-        return outcome
+                return NOTHING
+        metrics.count_send(message.practice, message.category, result)
+        return result
 
-    def _process_one(self, message: OutboundMessage) -> _Outcome:
+    def _process_one(self, message: OutboundMessage) -> Result:
         with self._guard(message) as (session, locked):
             prepared = self._decide(message, session, locked)
-            if isinstance(prepared, str):
+            if isinstance(prepared, Result):
                 return prepared
             try:
                 result = self.transport.send(prepared.sms)
@@ -248,13 +284,13 @@ class Dispatcher:
         # which takes that lock exclusively.
         if error is None:
             self._sent(message, prepared.attempts, result)
-            return "sent"
+            return Result(Outcome.SENT)
         if isinstance(error, RetryableSendError):
             return self._retry_or_fail(message, prepared.attempts, error)
         if isinstance(error, PermanentSendError):
             return self._fail(message, prepared.attempts, error)
         self._uncertain(message, prepared.attempts, error)
-        return "uncertain"
+        return Result(Outcome.UNCERTAIN)
 
     @contextmanager
     def _guard(self, message: OutboundMessage) -> Iterator[tuple[Session, frozenset[str]]]:
@@ -282,7 +318,7 @@ class Dispatcher:
 
     def _behind_pace(
         self, session: Session, message: OutboundMessage, sender: str, busy: Busy
-    ) -> _Outcome:
+    ) -> Result:
         """Put the message back for when the sender will have a slot for it (those put back
         in one pass one interval apart, so that they do not all come due at once)."""
         rate = self.pacer.rates[sender] or 1.0
@@ -291,23 +327,23 @@ class Dispatcher:
             self._queued[sender] += 1
         until = datetime.fromtimestamp(busy.next_free + ahead / rate, UTC)
         return self._leave(
-            session, message, "paced", status=OutboxStatus.SCHEDULED,
+            session, message, Result(Outcome.PACED), status=OutboxStatus.SCHEDULED,
             next_attempt_at=until, reason=f"waiting for the sender's rate limit ({rate:g}/s)",
         )  # fmt: skip
 
     def _decide(
         self, message: OutboundMessage, session: Session, locked: frozenset[str]
-    ) -> _Prepared | _Outcome:
+    ) -> _Prepared | Result:
         """Gather the facts, render the text, apply the policy; for a send, wait for the
         sender's slot and commit ``send_started_at``."""
         now = self.clock()
         if outbox.is_erased(message.phone):  # never sent: its number was erased
-            return self._leave(session, message, "none", status=OutboxStatus.CANCELLED,
+            return self._leave(session, message, NOTHING, status=OutboxStatus.CANCELLED,
                                reason="erased")  # fmt: skip
         practice = self.settings.practices.get(message.practice)
         if practice is None:  # removed from the practices file since enqueue
             reason = SkipReason.NO_SENDER.value
-            return self._leave(session, message, f"skipped:{reason}",
+            return self._leave(session, message, Result(Outcome.SKIPPED, reason),
                                status=OutboxStatus.SKIPPED, reason=reason)  # fmt: skip
         found = facts.gather(session, message, practice, now=now,
                              hash_key=self.settings.hash_key, consent_of=_consent_of)  # fmt: skip
@@ -318,7 +354,7 @@ class Dispatcher:
             text = reminders.render_text(message.template, message.params, practice, language,
                                          max_chars=policy.max_chars(found.facts))  # fmt: skip
         except Exception as exc:
-            return self._leave(session, message, "failed:render",
+            return self._leave(session, message, Result(Outcome.FAILED, "render"),
                                status=OutboxStatus.FAILED, completed_at=now,
                                reason=f"template did not render: {type(exc).__name__}")  # fmt: skip
         spec = sms_templates.catalog().get(message.template)
@@ -329,16 +365,16 @@ class Dispatcher:
         )  # fmt: skip
         if isinstance(decision, policy.Skip):
             reason = decision.reason.value
-            return self._leave(session, message, f"skipped:{reason}",
+            return self._leave(session, message, Result(Outcome.SKIPPED, reason),
                                status=OutboxStatus.SKIPPED, reason=reason)  # fmt: skip
         if isinstance(decision, policy.Defer):
-            return self._leave(session, message, "deferred",
+            return self._leave(session, message, Result(Outcome.DEFERRED),
                                status=OutboxStatus.SCHEDULED, next_attempt_at=decision.until,
                                reason=decision.reason)  # fmt: skip
         recipient = found.recipient
         assert recipient is not None
         if recipient not in locked:  # its contact changed just now
-            return self._leave(session, message, "paced",
+            return self._leave(session, message, Result(Outcome.PACED),
                                status=OutboxStatus.SCHEDULED, next_attempt_at=now,
                                reason="recipient changed while deciding; next pass")  # fmt: skip
         sender = practice.senders[Category(message.category)]
@@ -358,7 +394,7 @@ class Dispatcher:
         session.commit()
         if not started:
             log.warning("message %s: lease lost (or erased) before sending; not sent", message.id)
-            return "none"
+            return NOTHING
         message.sender = sender
         sms = OutboundSms(
             to=recipient, sender=sender, body=text.body, status_callback=self.status_callback
@@ -366,10 +402,10 @@ class Dispatcher:
         return _Prepared(sms=sms, attempts=message.attempts + 1)
 
     def _leave(
-        self, session: Session, message: OutboundMessage, outcome: _Outcome, **values: Any
-    ) -> _Outcome:
-        """``_finish``, answering ``outcome``, or "none" when the lease was lost meanwhile."""
-        return outcome if self._finish(session, message, **values) else "none"
+        self, session: Session, message: OutboundMessage, result: Result, **values: Any
+    ) -> Result:
+        """``_finish``, answering ``result``, or ``NOTHING`` when the lease was lost meanwhile."""
+        return result if self._finish(session, message, **values) else NOTHING
 
     def _finish(self, session: Session, message: OutboundMessage, **values: Any) -> bool:
         """Leave the message with ``values`` unless its lease was lost; commits."""
@@ -398,20 +434,20 @@ class Dispatcher:
 
     def _retry_or_fail(
         self, message: OutboundMessage, attempts: int, exc: RetryableSendError
-    ) -> _Outcome:
+    ) -> Result:
         throttled = exc.http_status == 429 or exc.code == TOO_MANY_REQUESTS
         if retry.gives_up(attempts, self.max_attempts, throttled=throttled):
             self._record(message, status=OutboxStatus.FAILED, attempts=attempts,
                          error_code=exc.code, completed_at=self.clock(),
                          reason=f"gave up after {attempts} attempts: {exc}")  # fmt: skip
-            return f"failed:{exc.code or 'gave_up'}"
+            return Result(Outcome.FAILED, exc.code or "gave_up")
         delay = retry.backoff(attempts, retry_after=exc.retry_after, rng=self.rng)
         self._record(message, status=OutboxStatus.SCHEDULED, attempts=attempts,
                      next_attempt_at=self.clock() + delay, send_started_at=None,
                      error_code=exc.code, reason=f"retrying: {exc}")  # fmt: skip
-        return f"retrying:{exc.code or exc.http_status or 'network'}"
+        return Result(Outcome.RETRYING, exc.code or exc.http_status or "network")
 
-    def _fail(self, message: OutboundMessage, attempts: int, exc: PermanentSendError) -> _Outcome:
+    def _fail(self, message: OutboundMessage, attempts: int, exc: PermanentSendError) -> Result:
         now = self.clock()
         with self.database.sessions() as session:
             values = dict(status=OutboxStatus.FAILED, attempts=attempts, error_code=exc.code,
@@ -424,7 +460,7 @@ class Dispatcher:
             else:  # erased while Twilio answered: the outcome only, nothing about the number
                 outbox.transition(session, message.id, _IN_FLIGHT, **values)
             session.commit()
-        return f"failed:{exc.code or 'unknown'}"
+        return Result(Outcome.FAILED, exc.code or "unknown")
 
     def _record(self, message: OutboundMessage, **values: Any) -> None:
         """Record a send's outcome (never anything personal: that was written before the send).
