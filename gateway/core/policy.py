@@ -183,10 +183,10 @@ def earliest_slot(facts: Facts, now: datetime) -> tuple[datetime | None, bool]:
     """The first moment >= now inside the window in every zone and under every cap; and whether
     a cap (rather than the window alone) pushed it later."""
     window = windows.Window(*facts.window)
-    limits = caps(facts)
+    on_text = caps(facts)
     moment, capped = now, False
     for _ in range(16):  # each round moves forward; a handful always suffices
-        released = cap_release(moment, facts.recent_sends, limits)
+        released = cap_release(moment, facts.recent_sends, on_text)
         if released > moment:
             moment, capped = released, True
         opening = windows.next_opening(window, moment, facts.zones)

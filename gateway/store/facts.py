@@ -95,7 +95,7 @@ def gather(
         person, category, today, minimum_age=practice.minimum_age,
         guardian_required_under=practice.guardian_required_under,
     )  # fmt: skip
-    # what holds whoever receives it; nobody yet: no consent to read
+    # the message's and its practice's facts; the recipient's once someone may receive it
     facts = policy.Facts(
         expires_at=message.expires_at,
         consent_status=ConsentStatus.NONE,
