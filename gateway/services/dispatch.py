@@ -1,9 +1,12 @@
-"""Dispatch: claim due messages, decide, render, pace, send, record.
+"""Dispatch: claim due messages, gather their facts, render, decide, pace, send, record.
 
 Each message is decided at the moment of sending (a STOP that arrived after enqueue wins), in its
-own short transaction, and the request to Twilio happens outside any transaction. Just before the
-request, ``send_started_at`` is committed: if the process dies after that, housekeeping marks the
-message ``uncertain`` and reconciliation asks Twilio before anything is sent again.
+own short transaction, and the request to Twilio happens outside any transaction. The decision is
+``gateway.core.policy.decide``'s alone, over the facts ``gateway.store.facts.gather`` reads in that
+transaction and the text, rendered once (``reminders.render_text``): what is sent is the text the
+policy measured. Just before the request, ``send_started_at`` is committed: if the process dies
+after that, housekeeping marks the message ``uncertain`` and reconciliation asks Twilio before
+anything is sent again.
 
 Sends run on a thread pool (``concurrency`` requests in flight at most), so Twilio's latency does
 not bound throughput; each sender's rate limit is kept across all processes by
@@ -25,16 +28,14 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
-from zoneinfo import ZoneInfo
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from gateway.config import Practice, Settings
-from gateway.core import gsm7, phone, policy, recipients, retry, windows
-from gateway.core.domain import Category, ConsentStatus, OutboxStatus, SkipReason, Unreachable
+from gateway.core import log_fields, policy, recipients, retry
+from gateway.core.domain import Category, ConsentStatus, OutboxStatus, SkipReason
 from gateway.services import consent, metrics, reconcile, reminders, sms_templates
 from gateway.services.delivery import react_to_error
 from gateway.services.transport import (
@@ -46,16 +47,57 @@ from gateway.services.transport import (
     SendResult,
     Transport,
 )
-from gateway.store import contacts, event_outbox, outbox, privacy, send_lock
+from gateway.store import event_outbox, facts, outbox, send_lock
 from gateway.store.db import Database
-from gateway.store.models import Contact, OutboundMessage, utcnow
+from gateway.store.models import OutboundMessage, utcnow
 from gateway.store.pacing import Busy, Pacer
-from gateway.web import log_context
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 log = logging.getLogger("gateway.dispatch")  # the name operators filter on
 
 STATUS_CALLBACK_PATH = "/webhooks/twilio/status"
 _IN_FLIGHT = (OutboxStatus.SENDING, OutboxStatus.UNCERTAIN)
+
+
+class Outcome(StrEnum):
+    """What dispatch did with one message: the kinds ``PassSummary`` counts (each value is the
+    name of its counter) and metrics label."""
+
+    #: nothing to count: the lease was lost meanwhile, the number was erased, or processing
+    #: failed (housekeeping takes the message back)
+    NONE = "none"
+    SENT = "sent"
+    #: reason: the ``SkipReason``
+    SKIPPED = "skipped"
+    #: outside the sending window or over a frequency cap: scheduled for later
+    DEFERRED = "deferred"
+    #: reason: the Twilio error code, the HTTP status, or ``network``
+    RETRYING = "retrying"
+    #: reason: the Twilio error code, ``gave_up``, ``unknown`` or ``render``
+    FAILED = "failed"
+    #: Twilio may have it: reconciliation asks before anything is sent again
+    UNCERTAIN = "uncertain"
+    #: put back untried: the sender's rate limit, a recipient that changed mid-decision
+    PACED = "paced"
+
+
+class Result(str):
+    """One message's ``Outcome`` and its reason, which read as one text: ``sent``,
+    ``skipped:opted_out``, ``failed:21610`` (the form the metrics take)."""
+
+    outcome: Outcome
+    reason: str
+
+    def __new__(cls, outcome: Outcome, reason: object = "") -> Result:
+        reason = str(reason)
+        self = super().__new__(cls, f"{outcome.value}:{reason}" if reason else outcome.value)
+        self.outcome, self.reason = outcome, reason
+        return self
+
+
+NOTHING = Result(Outcome.NONE)
 
 
 @dataclass
@@ -72,12 +114,12 @@ class PassSummary:
     paced: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
 
-    def add(self, outcome: str) -> None:
-        kind, _, reason = outcome.partition(":")
-        if kind == "skipped":
-            self.skipped[reason] += 1
-        elif kind != "none":
-            setattr(self, kind, getattr(self, kind) + 1)
+    def add(self, result: Result) -> None:
+        if result.outcome is Outcome.SKIPPED:
+            self.skipped[result.reason] += 1
+        elif result.outcome is not Outcome.NONE:
+            name = result.outcome.value
+            setattr(self, name, getattr(self, name) + 1)
 
     def merge(self, other: PassSummary) -> None:
         for name in ("claimed", "sent", "deferred", "retrying", "failed", "uncertain", "paced"):
@@ -102,8 +144,15 @@ class _Prepared:
     attempts: int
 
 
-#: what _decide answers when the message is not to be sent now (the outcome, for the summary)
-_Outcome = str
+def _consent_of(
+    session: Session, practice: Practice, phone: str, category: Category, now: datetime
+) -> tuple[ConsentStatus, bool]:
+    """The consent ledger's reading of a number's consent (``facts.ConsentReader``)."""
+    state = consent.current(
+        session, practice.slug, phone, (category,), now=now,
+        pending_ttl=consent.pending_ttl(practice),
+    )[category]  # fmt: skip
+    return state.status, state.allows_sending
 
 
 class Dispatcher:
@@ -177,7 +226,7 @@ class Dispatcher:
         so the pool never runs dry between batches. ``stop`` ends claiming; what was claimed is
         finished."""
         total = PassSummary()
-        pending: set[Future[_Outcome]] = set()
+        pending: set[Future[Result]] = set()
         exhausted = False
         with ThreadPoolExecutor(self.concurrency, "dispatch") as pool:
             while True:
@@ -205,22 +254,22 @@ class Dispatcher:
                 session, now=self.clock(), owner=self.owner, lease=self.lease, limit=self.batch
             )
 
-    def _process(self, message: OutboundMessage) -> _Outcome:
-        token = log_context.practice.set(message.practice)  # named in this message's log lines
-        try:
-            outcome = self._process_one(message)
-        except Exception:  # one message's trouble must not stop the others; its lease expires
-            log.exception("message %s: dispatch failed; housekeeping will take it back", message.id)
-            return "none"
-        finally:
-            log_context.practice.reset(token)
-        metrics.count_send(message.practice, message.category, outcome)
-        return outcome
+    def _process(self, message: OutboundMessage) -> Result:
+        with log_fields.practice_named(message.practice):  # named in this message's log lines
+            try:
+                result = self._process_one(message)
+            except Exception:  # one message's trouble must not stop the others; its lease expires
+                log.exception(
+                    "message %s: dispatch failed; housekeeping will take it back", message.id
+                )
+                return NOTHING
+        metrics.count_send(message.practice, message.category, result)
+        return result
 
-    def _process_one(self, message: OutboundMessage) -> _Outcome:
+    def _process_one(self, message: OutboundMessage) -> Result:
         with self._guard(message) as (session, locked):
             prepared = self._decide(message, session, locked)
-            if isinstance(prepared, str):
+            if isinstance(prepared, Result):
                 return prepared
             try:
                 result = self.transport.send(prepared.sms)
@@ -235,13 +284,13 @@ class Dispatcher:
         # which takes that lock exclusively.
         if error is None:
             self._sent(message, prepared.attempts, result)
-            return "sent"
+            return Result(Outcome.SENT)
         if isinstance(error, RetryableSendError):
             return self._retry_or_fail(message, prepared.attempts, error)
         if isinstance(error, PermanentSendError):
             return self._fail(message, prepared.attempts, error)
         self._uncertain(message, prepared.attempts, error)
-        return "uncertain"
+        return Result(Outcome.UNCERTAIN)
 
     @contextmanager
     def _guard(self, message: OutboundMessage) -> Iterator[tuple[Session, frozenset[str]]]:
@@ -252,13 +301,8 @@ class Dispatcher:
         decided one after the other (frequency caps hold) and a consent change waits for a send
         under way. Yields (session, the numbers locked)."""
         with self.database.sessions() as session:
-            row = session.execute(
-                select(Contact.guardian_phone, Contact.alternate_phone).where(
-                    Contact.practice == message.practice, Contact.phone == message.phone
-                )
-            ).first()
+            phones = facts.numbers(session, message.practice, message.phone)
             session.rollback()
-        phones = frozenset(p for p in (message.phone, *(row or ())) if p)
         with self._local_locks.hold(phones):
             if not self.locking:
                 # SQLite: file locks shared with the web process, taken before any transaction
@@ -269,18 +313,12 @@ class Dispatcher:
                 ):
                     yield session, phones
                 return
-            with self.database.engine.connect() as connection:
-                keys = send_lock.hold(connection, phones)
-                try:
-                    with Session(bind=connection, expire_on_commit=False) as session:
-                        yield session, phones
-                finally:
-                    connection.rollback()
-                    send_lock.release(connection, keys)
+            with send_lock.holding(self.database.engine, phones) as session:
+                yield session, phones
 
     def _behind_pace(
         self, session: Session, message: OutboundMessage, sender: str, busy: Busy
-    ) -> _Outcome:
+    ) -> Result:
         """Put the message back for when the sender will have a slot for it (those put back
         in one pass one interval apart, so that they do not all come due at once)."""
         rate = self.pacer.rates[sender] or 1.0
@@ -289,47 +327,55 @@ class Dispatcher:
             self._queued[sender] += 1
         until = datetime.fromtimestamp(busy.next_free + ahead / rate, UTC)
         return self._leave(
-            session, message, "paced", status=OutboxStatus.SCHEDULED, next_attempt_at=until,
-            reason=f"waiting for the sender's rate limit ({rate:g}/s)",
+            session, message, Result(Outcome.PACED), status=OutboxStatus.SCHEDULED,
+            next_attempt_at=until, reason=f"waiting for the sender's rate limit ({rate:g}/s)",
         )  # fmt: skip
 
     def _decide(
         self, message: OutboundMessage, session: Session, locked: frozenset[str]
-    ) -> _Prepared | _Outcome:
-        """Apply the policy; for a send, render it, wait for the sender's slot, and commit
-        ``send_started_at``."""
+    ) -> _Prepared | Result:
+        """Gather the facts, render the text, apply the policy; for a send, wait for the
+        sender's slot and commit ``send_started_at``."""
         now = self.clock()
         if outbox.is_erased(message.phone):  # never sent: its number was erased
-            return self._leave(session, message, "none", status=OutboxStatus.CANCELLED,
+            return self._leave(session, message, NOTHING, status=OutboxStatus.CANCELLED,
                                reason="erased")  # fmt: skip
         practice = self.settings.practices.get(message.practice)
         if practice is None:  # removed from the practices file since enqueue
             reason = SkipReason.NO_SENDER.value
-            return self._leave(session, message, f"skipped:{reason}",
+            return self._leave(session, message, Result(Outcome.SKIPPED, reason),
                                status=OutboxStatus.SKIPPED, reason=reason)  # fmt: skip
-        facts, recipient, language = self._facts(session, message, practice, now)
+        found = facts.gather(session, message, practice, now=now,
+                             hash_key=self.settings.hash_key, consent_of=_consent_of)  # fmt: skip
+        # a guardian (or an alternate number) with no language on file reads the patient's
+        on_file = found.recipient_language or found.patient_language
+        language = recipients.language_for(on_file, practice.language)
         try:
-            body = gsm7.to_gsm7(
-                reminders.render(message.template, message.params, practice, language,
-                                 max_chars=policy.EXEMPT_MAX_CHARS if facts.exempt_limits else None)
-            )  # fmt: skip
+            text = reminders.render_text(message.template, message.params, practice, language,
+                                         max_chars=policy.max_chars(found.facts))  # fmt: skip
         except Exception as exc:
-            return self._leave(session, message, "failed:render", status=OutboxStatus.FAILED,
-                               completed_at=now,
+            return self._leave(session, message, Result(Outcome.FAILED, "render"),
+                               status=OutboxStatus.FAILED, completed_at=now,
                                reason=f"template did not render: {type(exc).__name__}")  # fmt: skip
-        facts = replace(facts, body_chars=len(body), body_segments=gsm7.segments(body))
-        decision = policy.decide(facts, now)
+        spec = sms_templates.catalog().get(message.template)
+        decision = policy.decide(
+            replace(found.facts, confirms_opt_in=bool(spec and spec.confirms_opt_in),
+                    body_chars=text.chars, body_segments=text.segments),
+            now,
+        )  # fmt: skip
         if isinstance(decision, policy.Skip):
             reason = decision.reason.value
-            return self._leave(session, message, f"skipped:{reason}",
+            return self._leave(session, message, Result(Outcome.SKIPPED, reason),
                                status=OutboxStatus.SKIPPED, reason=reason)  # fmt: skip
         if isinstance(decision, policy.Defer):
-            return self._leave(session, message, "deferred", status=OutboxStatus.SCHEDULED,
-                               next_attempt_at=decision.until, reason=decision.reason)  # fmt: skip
+            return self._leave(session, message, Result(Outcome.DEFERRED),
+                               status=OutboxStatus.SCHEDULED, next_attempt_at=decision.until,
+                               reason=decision.reason)  # fmt: skip
+        recipient = found.recipient
         assert recipient is not None
         if recipient not in locked:  # its contact changed just now
-            return self._leave(session, message, "paced", status=OutboxStatus.SCHEDULED,
-                               next_attempt_at=now,
+            return self._leave(session, message, Result(Outcome.PACED),
+                               status=OutboxStatus.SCHEDULED, next_attempt_at=now,
                                reason="recipient changed while deciding; next pass")  # fmt: skip
         sender = practice.senders[Category(message.category)]
         if self.pacer.paced(sender):
@@ -343,93 +389,23 @@ class Dispatcher:
         # started, and nothing personal is written back into an erased row
         started = outbox.transition(
             session, message.id, OutboxStatus.SENDING, owner=self.owner, phone=message.phone,
-            send_started_at=now, body=body, sender=sender, sent_to=recipient,
+            send_started_at=now, body=text.body, sender=sender, sent_to=recipient,
         )  # fmt: skip
         session.commit()
         if not started:
             log.warning("message %s: lease lost (or erased) before sending; not sent", message.id)
-            return "none"
+            return NOTHING
         message.sender = sender
         sms = OutboundSms(
-            to=recipient, sender=sender, body=body, status_callback=self.status_callback
+            to=recipient, sender=sender, body=text.body, status_callback=self.status_callback
         )
         return _Prepared(sms=sms, attempts=message.attempts + 1)
 
-    def _facts(
-        self, session: Any, message: OutboundMessage, practice: Practice, now: datetime
-    ) -> tuple[policy.Facts, str | None, str]:
-        """Everything the policy needs, read in this transaction; the recipient; the language."""
-        category = Category(message.category)
-        patient = contacts.get(session, message.practice, message.phone)
-        today = now.astimezone(ZoneInfo(practice.time_zone)).date()
-        person = recipients.Person(
-            phone=message.phone,
-            date_of_birth=patient.date_of_birth if patient else None,
-            guardian_phone=patient.guardian_phone if patient else None,
-            alternate_phone=patient.alternate_phone if patient else None,
-            do_not_text=bool(patient and patient.do_not_text),
-        )
-        recipient = recipients.resolve(
-            person, category, today, minimum_age=practice.minimum_age,
-            guardian_required_under=practice.guardian_required_under,
-        )  # fmt: skip
-        language = (patient.language if patient else None) or practice.language
-        if recipient.phone is None:
-            facts = policy.Facts(
-                expires_at=message.expires_at, consent_status=ConsentStatus.NONE,
-                consent_allows=False, recipient_block=recipient.block,
-            )  # fmt: skip
-            return facts, None, language
-        target = patient if recipient.phone == message.phone else contacts.get(
-            session, message.practice, recipient.phone
-        )  # fmt: skip
-        state = consent.current(
-            session, message.practice, recipient.phone, (category,), now=now,
-            pending_ttl=consent.pending_ttl(practice),
-        )[category]  # fmt: skip
-        spec = sms_templates.catalog().get(message.template)
-        allows = state.allows_sending or bool(
-            spec and spec.confirms_opt_in and state.status is ConsentStatus.PENDING
-        )
-        exempt = category is Category.TRANSACTIONAL and state.status is ConsentStatus.IMPLIED
-        if category is Category.MARKETING:
-            caps = (policy.Cap(practice.marketing_per_day, timedelta(hours=24)),)
-        elif exempt:
-            caps = (
-                policy.Cap(practice.transactional_per_day, timedelta(hours=24)),
-                policy.Cap(practice.transactional_per_week, timedelta(days=7)),
-            )
-        else:
-            caps = ()
-        facts = policy.Facts(
-            expires_at=message.expires_at,
-            consent_status=state.status,
-            consent_allows=allows,
-            unreachable=Unreachable(target.unreachable) if target and target.unreachable else None,
-            has_sender=category in practice.senders,
-            window=practice.windows[category],
-            zones=windows.zones_for(
-                target.time_zone if target else None,
-                phone.time_zones(recipient.phone),
-                practice.time_zone,
-            ),
-            caps=caps,
-            recent_sends=outbox.recent_sends(
-                session, message.practice, recipient.phone, category.value, now - timedelta(days=7)
-            ),
-            exempt_limits=exempt,
-            suppressed=state.status is ConsentStatus.IMPLIED
-            and privacy.is_suppressed(
-                session, self.settings.hash_key, message.practice, recipient.phone, category.value
-            ),  # fmt: skip
-        )
-        return facts, recipient.phone, (target.language if target else None) or language
-
     def _leave(
-        self, session: Session, message: OutboundMessage, outcome: _Outcome, **values: Any
-    ) -> _Outcome:
-        """``_finish``, answering ``outcome``, or "none" when the lease was lost meanwhile."""
-        return outcome if self._finish(session, message, **values) else "none"
+        self, session: Session, message: OutboundMessage, result: Result, **values: Any
+    ) -> Result:
+        """``_finish``, answering ``result``, or ``NOTHING`` when the lease was lost meanwhile."""
+        return result if self._finish(session, message, **values) else NOTHING
 
     def _finish(self, session: Session, message: OutboundMessage, **values: Any) -> bool:
         """Leave the message with ``values`` unless its lease was lost; commits."""
@@ -458,20 +434,20 @@ class Dispatcher:
 
     def _retry_or_fail(
         self, message: OutboundMessage, attempts: int, exc: RetryableSendError
-    ) -> _Outcome:
+    ) -> Result:
         throttled = exc.http_status == 429 or exc.code == TOO_MANY_REQUESTS
         if retry.gives_up(attempts, self.max_attempts, throttled=throttled):
             self._record(message, status=OutboxStatus.FAILED, attempts=attempts,
                          error_code=exc.code, completed_at=self.clock(),
                          reason=f"gave up after {attempts} attempts: {exc}")  # fmt: skip
-            return f"failed:{exc.code or 'gave_up'}"
+            return Result(Outcome.FAILED, exc.code or "gave_up")
         delay = retry.backoff(attempts, retry_after=exc.retry_after, rng=self.rng)
         self._record(message, status=OutboxStatus.SCHEDULED, attempts=attempts,
                      next_attempt_at=self.clock() + delay, send_started_at=None,
                      error_code=exc.code, reason=f"retrying: {exc}")  # fmt: skip
-        return f"retrying:{exc.code or exc.http_status or 'network'}"
+        return Result(Outcome.RETRYING, exc.code or exc.http_status or "network")
 
-    def _fail(self, message: OutboundMessage, attempts: int, exc: PermanentSendError) -> _Outcome:
+    def _fail(self, message: OutboundMessage, attempts: int, exc: PermanentSendError) -> Result:
         now = self.clock()
         with self.database.sessions() as session:
             values = dict(status=OutboxStatus.FAILED, attempts=attempts, error_code=exc.code,
@@ -484,7 +460,7 @@ class Dispatcher:
             else:  # erased while Twilio answered: the outcome only, nothing about the number
                 outbox.transition(session, message.id, _IN_FLIGHT, **values)
             session.commit()
-        return f"failed:{exc.code or 'unknown'}"
+        return Result(Outcome.FAILED, exc.code or "unknown")
 
     def _record(self, message: OutboundMessage, **values: Any) -> None:
         """Record a send's outcome (never anything personal: that was written before the send).

@@ -222,20 +222,57 @@ def render(
     With ``max_chars`` (the FCC exemption's 160 when consent is only implied) and a practice
     that invites confirmation replies, the template's shorter forms are tried in turn
     (``brevity`` 1, 2, ...) until the text fits one GSM-7 segment of ``max_chars``; the shortest
-    is returned when none does (the send policy then refuses it).
+    is returned when none does (the send policy then refuses it). ``render_text`` gives the text
+    as it is sent.
     """
+    return _fitted(template, params, practice, language, max_chars)[0]
+
+
+@dataclass(frozen=True)
+class Text:
+    """A reminder's text as it is sent: GSM-7 look-alikes put in (``gsm7.to_gsm7``), with its
+    length in characters and its segments (``gsm7.segments``)."""
+
+    body: str
+    chars: int
+    segments: int
+
+
+def render_text(
+    template: str,
+    params: Mapping[str, Any],
+    practice: Practice,
+    language: str,
+    *,
+    max_chars: int | None = None,
+) -> Text:
+    """``render``'s text as it is sent, rendered, encoded and counted once (the dispatcher's
+    length check and its send use this one ``Text``)."""
+    _, body, segments = _fitted(template, params, practice, language, max_chars)
+    return Text(body, len(body), segments)
+
+
+def _fitted(
+    template: str,
+    params: Mapping[str, Any],
+    practice: Practice,
+    language: str,
+    max_chars: int | None,
+) -> tuple[str, str, int]:
+    """(the text, its GSM-7 form, that form's segments), shortened as ``render`` says."""
     spec = sms_templates.catalog()[template]
     context = {name: None for name in spec.optional} | dict(params)
     levels = range(MAX_BREVITY + 1) if max_chars and practice.confirmations else range(1)
-    text = ""
+    text, encoded, segments = "", "", 1
     for brevity in levels:
         text = sms_templates.render(
             template, language, practice=practice, brevity=brevity, **context
         )
         encoded = gsm7.to_gsm7(text)
-        if max_chars is None or (len(encoded) <= max_chars and gsm7.segments(encoded) == 1):
+        segments = gsm7.segments(encoded)
+        if max_chars is None or (len(encoded) <= max_chars and segments == 1):
             break
-    return text
+    return text, encoded, segments
 
 
 def _check_renders(

@@ -68,6 +68,20 @@ def release(connection: Connection, keys: Iterable[int]) -> None:
     connection.commit()
 
 
+@contextmanager
+def holding(engine: Engine, phones: Iterable[str]) -> Iterator[Session]:
+    """A session on a connection of its own that holds each number's lock (``hold``) for the
+    block; after it, the session's transaction is rolled back and the locks released."""
+    with engine.connect() as connection:
+        keys = hold(connection, phones)
+        try:
+            with Session(bind=connection, expire_on_commit=False) as session:
+                yield session
+        finally:
+            connection.rollback()
+            release(connection, keys)
+
+
 class Striped:
     """The same exclusion between the threads of one process, on any database: a fixed set of
     locks, a number mapped to one of them (numbers sharing a lock just wait a little)."""

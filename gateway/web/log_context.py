@@ -4,7 +4,7 @@ form of a line (``GATEWAY_LOG_FORMAT=json``, python-json-logger).
 A request's id is its ``X-Request-ID`` header when a proxy set a sane one, else a new one; it is
 sent back in the response's ``X-Request-ID``. The practice is set where the gateway learns it (the
 sender a patient texted, the API's ``practice``, the message being dispatched). Both live in
-context variables, so the scheduler's threads have their own.
+context variables (``gateway.core.log_fields``), so the scheduler's threads have their own.
 
 Numbers are masked in JSON lines exactly as in text lines (``gateway.core.logs.mask_numbers``).
 """
@@ -14,16 +14,16 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from contextvars import ContextVar
 from typing import Any
 
 from flask import Flask, Response, request
 from pythonjsonlogger.json import JsonFormatter
 
+from gateway.core.log_fields import practice, request_id
 from gateway.core.logs import mask_numbers
 
-request_id: ContextVar[str | None] = ContextVar("gateway_request_id", default=None)
-practice: ContextVar[str | None] = ContextVar("gateway_practice", default=None)
+__all__ = ["ContextFilter", "JsonLineFormatter", "formatter", "init_app", "practice",
+           "request_id", "set_practice"]  # fmt: skip
 
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
