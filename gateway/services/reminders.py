@@ -1,4 +1,5 @@
-"""Validate a reminder request from the scheduling system into a ``ReminderRequest``.
+"""Validate a reminder request from the scheduling system into a ``ReminderRequest``
+(``gateway.core.reminder_request``).
 
 Every field is checked and every problem reported at once (``ValidationFailed``, HTTP 422), so
 the caller can fix the request in one go. Nothing here touches the database.
@@ -6,11 +7,8 @@ the caller can fix the request in one go. Nothing here touches the database.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +16,7 @@ from gateway.config import Practice, Settings
 from gateway.core import gsm7, phone
 from gateway.core.domain import Category
 from gateway.core.errors import ValidationFailed
+from gateway.core.reminder_request import ReminderRequest
 from gateway.services import sms_templates
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$")
@@ -25,37 +24,9 @@ _FIELDS = {"id", "to", "send_at", "template", "params", "practice", "category", 
 MAX_PARAM_CHARS = 200
 
 
-@dataclass(frozen=True)
-class ReminderRequest:
-    """A validated, normalised reminder."""
-
-    external_id: str
-    practice: Practice
-    phone: str
-    send_at: datetime
-    expires_at: datetime | None
-    template: str
-    params: Mapping[str, Any]
-    category: Category
-
-    def fingerprint(self) -> str:
-        """Equal for requests that mean the same thing (an identical replay)."""
-        canonical = {
-            "id": self.external_id,
-            "practice": self.practice.slug,
-            "to": self.phone,
-            "send_at": self.send_at.isoformat(),
-            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
-            "template": self.template,
-            "params": dict(self.params),
-            "category": self.category.value,
-        }
-        encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
-        return hashlib.sha256(encoded).hexdigest()
-
-
-def parse(payload: Any, settings: Settings) -> ReminderRequest:
-    """Validate a POST /api/v1/reminders body; raises ValidationFailed with a reason per field."""
+def parse(payload: Any, settings: Settings) -> tuple[Practice, ReminderRequest]:
+    """Validate a POST /api/v1/reminders body into its practice and the request to enqueue;
+    raises ValidationFailed with a reason per field."""
     if not isinstance(payload, dict):
         raise ValidationFailed({"body": "must be a JSON object"})
     errors: dict[str, str] = {}
@@ -86,9 +57,9 @@ def parse(payload: Any, settings: Settings) -> ReminderRequest:
     if errors:
         raise ValidationFailed(errors)
     assert practice and number and send_at and spec and category
-    return ReminderRequest(
+    return practice, ReminderRequest(
         external_id=external_id,
-        practice=practice,
+        practice=practice.slug,
         phone=number,
         send_at=send_at,
         expires_at=expires_at,

@@ -14,6 +14,7 @@ from gateway.config import Practice, current_settings
 from gateway.core import gsm7, phone, policy, recipients
 from gateway.core.domain import Category, ConsentStatus
 from gateway.core.errors import Conflict, ValidationFailed
+from gateway.core.reminder_request import ReminderRequest
 from gateway.services import consent, reminders
 from gateway.services.consent import ConsentState
 from gateway.store import audit, contacts, outbox, privacy
@@ -202,11 +203,11 @@ def create_reminder() -> Any:
     scope = g.get("api_scope")
     if isinstance(payload, dict) and payload.get("practice") is None and scope and len(scope) == 1:
         payload = {**payload, "practice": next(iter(scope))}  # the token's only practice
-    reminder = reminders.parse(payload, current_settings())
-    practice_from(reminder.practice.slug)  # outside the token's scope: 404, as for any call
+    practice, reminder = reminders.parse(payload, current_settings())
+    practice_from(practice.slug)  # outside the token's scope: 404, as for any call
     session = get_session()
-    check_sendable(session, reminder)
-    audit_event(session, "enqueue_reminder", reminder.practice, reminder.phone,
+    check_sendable(session, practice, reminder)
+    audit_event(session, "enqueue_reminder", practice, reminder.phone,
                 reminder=reminder.external_id)  # fmt: skip
     message, created = outbox.enqueue(session, reminder)
     response = jsonify(reminder_json(message))
@@ -238,9 +239,8 @@ def cancel_reminder(reminder_id: str) -> Any:
     return jsonify(reminder_json(message))
 
 
-def check_sendable(session: Any, reminder: reminders.ReminderRequest) -> None:
+def check_sendable(session: Any, practice: Practice, reminder: ReminderRequest) -> None:
     """What can be known at enqueue: the patient's age, and the FCC exemption's length limit."""
-    practice = reminder.practice
     contact = contacts.get(session, practice.slug, reminder.phone)
     today = utcnow().astimezone(ZoneInfo(practice.time_zone)).date()
     minimum = practice.minimum_age
