@@ -34,10 +34,10 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
     from gateway.store import db
     from gateway.web import health, openapi, webhooks
     from gateway.web.api import contacts as contacts_api
-    from gateway.web.api import reminders as api
-    from gateway.web.api import reviews as review_api
+    from gateway.web.api import events as events_api
+    from gateway.web.api import reminders as reminders_api
+    from gateway.web.api import reviews as reviews_api
 
-    del contacts_api, review_api  # imported for their routes on api.bp (events_api: by openapi)
     database = db.init_app(app, settings.database_url, pool_size=settings.dispatch_concurrency + 4,
                            timeout=settings.database_timeout)  # fmt: skip
     from gateway.store import event_outbox
@@ -50,7 +50,10 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
         api_base_url=settings.twilio_api_base_url,
     )
     app.register_blueprint(webhooks.bp)
-    app.register_blueprint(api.bp)
+    app.register_blueprint(reminders_api.bp)
+    app.register_blueprint(contacts_api.bp)
+    app.register_blueprint(reviews_api.bp)
+    app.register_blueprint(events_api.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(health.bp)
     from gateway.services import metrics
