@@ -110,6 +110,11 @@ def test_a_valid_reminder_is_normalised():
     }  # fmt: skip
 
 
+def test_of_a_repeated_query_parameter_the_first_counts():
+    query = schemas.ReviewQuery.model_validate({"practice": ["shared", "split"], "limit": ["5"]})
+    assert (query.practice, query.limit) == ("shared", 5)
+
+
 def test_an_empty_query_parameter_counts_as_absent():
     query = schemas.EventQuery.model_validate({"practice": "", "status": "", "limit": ""})
     assert (query.practice, query.status, query.limit, query.before) == (None, None, 100, None)

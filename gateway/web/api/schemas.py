@@ -498,7 +498,8 @@ class ReviewResolution(Body):
 
 
 class Query(_Registered):
-    """Query parameters; an empty one (``?limit=``) counts as absent, others are ignored.
+    """Query parameters; an empty one (``?limit=``) counts as absent, of a repeated one the
+    first counts, others are ignored.
 
     A parameter that may be absent defaults to None without being nullable: a query string has
     no null."""
@@ -513,9 +514,11 @@ class Query(_Registered):
     @model_validator(mode="before")
     @classmethod
     def _drop_empty(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            return {name: value for name, value in data.items() if value != ""}
-        return data
+        if not isinstance(data, dict):
+            return data
+        firsts = {name: value[0] if isinstance(value, list) else value
+                  for name, value in data.items()}  # fmt: skip
+        return {name: value for name, value in firsts.items() if value != ""}
 
 
 class PracticeQuery(Query):
