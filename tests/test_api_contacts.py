@@ -179,7 +179,10 @@ def test_webhook_is_503_within_seconds_when_the_database_does_not_answer(make_ap
 def test_openapi_document_describes_every_api_route(app):
     import re
 
-    from gateway.web.openapi import DOCUMENT
+    from gateway.web.openapi import document
+
+    with app.app_context():
+        DOCUMENT = document()
 
     for rule in app.url_map.iter_rules():
         if not rule.rule.startswith("/api/") or rule.endpoint == "openapi.openapi":

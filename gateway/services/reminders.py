@@ -1,212 +1,101 @@
-"""Validate a reminder request from the scheduling system into a ``ReminderRequest``.
+"""A reminder's rules past its request's schema, and its text.
 
-Every field is checked and every problem reported at once (``ValidationFailed``, HTTP 422), so
-the caller can fix the request in one go. Nothing here touches the database.
+The JSON API's schema (``gateway.web.api.schemas.ReminderBody``) checks each field on its own
+(the id, the number, the instants, a known template, parameter values); ``admit`` then checks
+what depends on the template and on the practice and its records: the template's parameters
+and category, the practice's sender for it, the patient's minimum age, an erased opt-out, and the
+FCC healthcare exemption's length limit. The text is rendered once, in the contact's language
+(``gateway.core.recipients.language_for``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from gateway.config import Practice, Settings
-from gateway.core import gsm7, phone
-from gateway.core.domain import Category
+from gateway.core import gsm7, policy, recipients
+from gateway.core.domain import Category, ConsentStatus
 from gateway.core.errors import ValidationFailed
-from gateway.services import sms_templates
+from gateway.core.reminder_request import ReminderRequest
+from gateway.services import consent, sms_templates
+from gateway.store import contacts, privacy
 
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$")
-_FIELDS = {"id", "to", "send_at", "template", "params", "practice", "category", "expires_at"}
-MAX_PARAM_CHARS = 200
-
-
-@dataclass(frozen=True)
-class ReminderRequest:
-    """A validated, normalised reminder."""
-
-    external_id: str
-    practice: Practice
-    phone: str
-    send_at: datetime
-    expires_at: datetime | None
-    template: str
-    params: Mapping[str, Any]
-    category: Category
-
-    def fingerprint(self) -> str:
-        """Equal for requests that mean the same thing (an identical replay)."""
-        canonical = {
-            "id": self.external_id,
-            "practice": self.practice.slug,
-            "to": self.phone,
-            "send_at": self.send_at.isoformat(),
-            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
-            "template": self.template,
-            "params": dict(self.params),
-            "category": self.category.value,
-        }
-        encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
-        return hashlib.sha256(encoded).hexdigest()
-
-
-def parse(payload: Any, settings: Settings) -> ReminderRequest:
-    """Validate a POST /api/v1/reminders body; raises ValidationFailed with a reason per field."""
-    if not isinstance(payload, dict):
-        raise ValidationFailed({"body": "must be a JSON object"})
-    errors: dict[str, str] = {}
-    for unknown in sorted(set(payload) - _FIELDS):
-        errors[unknown] = "unknown field"
-
-    external_id = payload.get("id")
-    if not is_reminder_id(external_id):
-        errors["id"] = "required: 1-128 characters, letters, digits and . _ : @ / -"
-
-    practice = _practice(payload.get("practice"), settings, errors)
-    number = _phone(payload.get("to"), errors)
-    send_at = _instant(payload, "send_at", errors, required=True)
-    expires_at = _instant(payload, "expires_at", errors, required=False)
-    if send_at and expires_at and expires_at <= send_at:
-        errors["expires_at"] = "must be after send_at"
-
-    category = _category(payload.get("category", Category.TRANSACTIONAL.value), errors)
-    spec = _template(payload.get("template"), errors)
-    params = _params(payload.get("params", {}), spec, errors)
-    if spec and category and spec.category != category.value:
-        errors["category"] = f"template {spec.name!r} is {spec.category}, not {category.value}"
-    if practice and category and category not in practice.senders:
-        errors["category"] = f"practice {practice.slug!r} has no {category.value} sender"
-
-    if not errors and spec and practice:
-        _check_renders(spec, params, practice, errors)
-    if errors:
-        raise ValidationFailed(errors)
-    assert practice and number and send_at and spec and category
-    return ReminderRequest(
-        external_id=external_id,
-        practice=practice,
-        phone=number,
-        send_at=send_at,
-        expires_at=expires_at,
-        template=spec.name,
-        params=params,
-        category=category,
-    )
-
-
-def is_reminder_id(value: Any) -> bool:
-    """Whether ``value`` is an id a caller may give a reminder (1-128 characters of a safe set)."""
-    return isinstance(value, str) and _ID.fullmatch(value) is not None
-
-
-def _practice(value: Any, settings: Settings, errors: dict[str, str]) -> Practice | None:
-    practices = settings.practices
-    if value is None:
-        if len(practices) == 1:
-            return next(iter(practices.values()))
-        errors["practice"] = "required: more than one practice is configured"
-        return None
-    if not isinstance(value, str) or value not in practices:
-        errors["practice"] = "unknown practice"
-        return None
-    return practices[value]
-
-
-def _phone(value: Any, errors: dict[str, str]) -> str | None:
-    if not isinstance(value, str):
-        errors["to"] = "required: the patient's phone number"
-        return None
-    try:
-        number = phone.normalize(value)
-    except phone.InvalidPhoneNumber as exc:
-        errors["to"] = str(exc)
-        return None
-    reason = phone.not_textable_reason(number)
-    if reason:
-        errors["to"] = f"cannot receive text messages: {reason}"
-        return None
-    return number
-
-
-def parse_instant(value: Any) -> datetime:
-    """An RFC 3339 timestamp with an offset, as aware UTC; raises ValueError."""
-    if not isinstance(value, str) or not re.match(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}", value):
-        raise ValueError("must be an RFC 3339 timestamp, e.g. 2026-03-03T14:30:00-05:00")
-    instant = datetime.fromisoformat(value)
-    if instant.tzinfo is None or instant.utcoffset() is None:
-        raise ValueError("needs a UTC offset (Z or ±hh:mm)")
-    try:
-        return instant.astimezone(UTC)
-    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is in year 0 in UTC
-        raise ValueError("is out of range (years 0001 to 9999 in UTC)") from None
-
-
-def _instant(
-    payload: Mapping[str, Any], field: str, errors: dict[str, str], *, required: bool
-) -> datetime | None:
-    value = payload.get(field)
-    if value is None:
-        if required:
-            errors[field] = "required: an RFC 3339 timestamp with an offset"
-        return None
-    try:
-        return parse_instant(value)
-    except ValueError as exc:
-        errors[field] = str(exc)
-        return None
-
-
-def _category(value: Any, errors: dict[str, str]) -> Category | None:
-    try:
-        return Category(value)
-    except ValueError:
-        errors["category"] = "must be one of " + ", ".join(c.value for c in Category)
-        return None
-
-
-def _template(value: Any, errors: dict[str, str]) -> sms_templates.TemplateSpec | None:
-    spec = sms_templates.catalog().get(value) if isinstance(value, str) else None
-    if spec is not None and not spec.enqueueable:
-        spec = None
-    if spec is None:
-        known = ", ".join(sorted(n for n, s in sms_templates.catalog().items() if s.enqueueable))
-        errors["template"] = f"unknown template (known: {known})"
-    return spec
-
-
-def _params(
-    value: Any, spec: sms_templates.TemplateSpec | None, errors: dict[str, str]
-) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        errors["params"] = "must be an object"
-        return {}
-    params: dict[str, Any] = {}
-    for name, item in value.items():
-        key = f"params.{name}"
-        if spec is not None and name not in spec.params:
-            errors[key] = "unknown parameter"
-        elif not isinstance(item, str | int | float) or isinstance(item, bool):
-            errors[key] = "must be a string or a number"
-        elif len(str(item)) > MAX_PARAM_CHARS:
-            errors[key] = f"longer than {MAX_PARAM_CHARS} characters"
-        elif spec is not None and name in spec.datetimes:
-            try:
-                params[name] = parse_instant(item).isoformat()
-            except ValueError as exc:
-                errors[key] = str(exc)
-        else:
-            params[name] = item
-    for name in sorted(spec.required - set(value)) if spec else ():
-        errors[f"params.{name}"] = "required"
-    return params
-
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 #: how far a reminder that invites a reply may be shortened (``brevity`` in its template)
 MAX_BREVITY = 4
+
+
+def admit(
+    session: Session, settings: Settings, practice: Practice, request: ReminderRequest,
+    *, now: datetime,
+) -> None:  # fmt: skip
+    """Raise ValidationFailed (HTTP 422, a reason per field) unless ``request`` may be enqueued
+    for ``practice`` at ``now`` (an aware instant); reads the contact and its consent.
+
+    In order: the template's parameters and category and the practice's sender (every problem
+    at once); the patient under the practice's ``minimum_age`` (``to``); for care texts sent on
+    implied consent, an erased opt-out (``to``) and the exemption's one segment of 160
+    characters (``template``, 47 CFR 64.1200(a)(9)(i)); a text that cannot render (``template``).
+    """
+    spec = sms_templates.catalog()[request.template]
+    errors = _template_errors(spec, request, practice)
+    if errors:
+        raise ValidationFailed(errors)
+    contact = contacts.get(session, practice.slug, request.phone)
+    today: date = now.astimezone(ZoneInfo(practice.time_zone)).date()
+    minimum = practice.minimum_age
+    born = contact.date_of_birth if contact else None
+    if born and minimum is not None and recipients.age_on(born, today) < minimum:
+        raise ValidationFailed(
+            {"to": f"the patient is under the practice's minimum age ({minimum})"}
+        )
+    exempt = False
+    if request.category is Category.TRANSACTIONAL:
+        state = consent.current(session, practice.slug, request.phone, (Category.TRANSACTIONAL,))
+        exempt = state[Category.TRANSACTIONAL].status is ConsentStatus.IMPLIED
+    if exempt and privacy.is_suppressed(session, settings.hash_key, practice.slug,
+                                        request.phone, Category.TRANSACTIONAL.value):  # fmt: skip
+        raise ValidationFailed({"to": "this number opted out and was erased: it is never texted"})
+    language = recipients.language_for(contact.language if contact else None, practice.language)
+    limit = policy.EXEMPT_MAX_CHARS if exempt else None
+    try:
+        text = render_text(request.template, request.params, practice, language, max_chars=limit)
+    except Exception as exc:  # a template that cannot render must not be enqueued
+        raise ValidationFailed(
+            {"template": f"does not render with these params: {type(exc).__name__}"}
+        ) from None
+    if limit is None:
+        return  # express consent: the exemption's limits do not apply
+    chars, segments = text.chars, text.segments
+    if chars > limit or segments > 1:
+        raise ValidationFailed({
+            "template": f"renders to {chars} characters in {segments} segment(s); care texts "
+            f"sent without express consent must fit {limit} characters in "
+            "one segment (FCC healthcare exemption): shorten the params (e.g. location)"
+        })  # fmt: skip
+
+
+def _template_errors(
+    spec: sms_templates.TemplateSpec, request: ReminderRequest, practice: Practice
+) -> dict[str, str]:
+    """The template's parameters (known to it, the required ones given) and category, and the
+    practice's sender for that category; a reason per field (``params.<name>``)."""
+    errors = {f"params.{name}": "unknown parameter" for name in request.params
+              if name not in spec.params}  # fmt: skip
+    for name in sorted(spec.required - set(request.params)):
+        errors[f"params.{name}"] = "required"
+    category = request.category
+    if spec.category != category.value:
+        errors["category"] = f"template {spec.name!r} is {spec.category}, not {category.value}"
+    if category not in practice.senders:
+        errors["category"] = f"practice {practice.slug!r} has no {category.value} sender"
+    return errors
 
 
 def render(
@@ -273,15 +162,3 @@ def _fitted(
         if max_chars is None or (len(encoded) <= max_chars and segments == 1):
             break
     return text, encoded, segments
-
-
-def _check_renders(
-    spec: sms_templates.TemplateSpec,
-    params: Mapping[str, Any],
-    practice: Practice,
-    errors: dict[str, str],
-) -> None:
-    try:
-        render(spec.name, params, practice, practice.language)
-    except Exception as exc:  # a template that cannot render must not be enqueued
-        errors["template"] = f"does not render with these params: {type(exc).__name__}"

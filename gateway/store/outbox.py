@@ -19,21 +19,21 @@ from sqlalchemy.orm import Session
 from gateway.core.domain import Action, Category, OutboxStatus
 from gateway.core.errors import Conflict
 from gateway.core.policy import CAP_REASON
-from gateway.services.reminders import ReminderRequest
+from gateway.core.reminder_request import ReminderRequest
 from gateway.store.models import Contact, OutboundMessage, utcnow
 
 
 def enqueue(session: Session, request: ReminderRequest) -> tuple[OutboundMessage, bool]:
-    """Store a reminder; returns (message, created). Commits.
+    """Store a reminder (``request.practice`` a slug); returns (message, created). Commits.
 
     The caller's id is the idempotency key per practice: the same request again returns the stored
     message (created False); the same id with a different request raises Conflict.
     """
     fingerprint = request.fingerprint()
-    existing = get(session, request.practice.slug, request.external_id)
+    existing = get(session, request.practice, request.external_id)
     if existing is None:
         message = OutboundMessage(
-            practice=request.practice.slug,
+            practice=request.practice,
             external_id=request.external_id,
             request_hash=fingerprint,
             phone=request.phone,
@@ -52,7 +52,7 @@ def enqueue(session: Session, request: ReminderRequest) -> tuple[OutboundMessage
             return message, True
         except IntegrityError:  # the same id enqueued concurrently
             session.rollback()
-            existing = get(session, request.practice.slug, request.external_id)
+            existing = get(session, request.practice, request.external_id)
             if existing is None:
                 raise
     if existing.request_hash != fingerprint:

@@ -12,16 +12,19 @@ credentials, so it names no practice; with an API bearer token, ``review_queue``
 
 from __future__ import annotations
 
-import hmac
 import logging
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify
+from spectree import Response
 
 from gateway.config import current_settings
 from gateway.services import review
 from gateway.store.db import DatabaseFailure, get_database, ping
 from gateway.store.models import utcnow
+from gateway.web.api.common import bearer_token
+from gateway.web.api.schemas import Health, Unavailable
+from gateway.web.openapi import spec
 
 log = logging.getLogger("gateway.health")  # the name operators filter on
 
@@ -29,7 +32,12 @@ bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
+@spec.validate(
+    resp=Response(HTTP_200=(Health, "Up"), HTTP_503=(Unavailable, "Database unreachable")),
+    security={},
+)
 def healthz() -> Any:
+    """Liveness and database reachability"""
     practices = current_settings().practices
     reached = False
     try:
@@ -60,16 +68,9 @@ def healthz() -> Any:
 def _token_scope() -> frozenset[str] | None | bool:
     """The practices the request's bearer token may see (None: all), or False without a valid
     token (compared in constant time with every token, as the API does)."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    supplied = token.strip().encode()
-    if scheme.lower() != "bearer" or not supplied:
-        return False
-    settings = current_settings()
-    matched = None
-    for known in settings.api_tokens:
-        if hmac.compare_digest(supplied, known.encode()):
-            matched = known
+    matched = bearer_token()
     if matched is None:
         return False
+    settings = current_settings()
     scope = settings.token_scopes.get(matched)
     return None if scope is None else frozenset(scope)
