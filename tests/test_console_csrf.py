@@ -25,7 +25,7 @@ UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 #: values for the URL parts of the app's routes, to reach each one
 URL_VALUES = {
     "practice": "shared", "phone": PATIENT, "item_id": 1, "phone_text": PATIENT,
-    "reminder_id": "appt-1001", "webhook_id": "msg_" + "0" * 32, "inbound_id": 1,
+    "reminder_id": "appt-1001", "id": "appt-1001", "webhook_id": "msg_" + "0" * 32, "inbound_id": 1,
 }  # fmt: skip
 
 
