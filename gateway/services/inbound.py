@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from gateway.config import Practice
-from gateway.core import coverage, keywords
+from gateway.core import consent_rules, keywords
 from gateway.core.domain import Action, Category, ConsentStatus, ReviewStatus, Source
 from gateway.core.keywords import Classification, Intent, Scope
 from gateway.core.phone import mask
@@ -164,7 +164,7 @@ def _plan(
     context = {"practice": sms.practice, "purposes": [c.value for c in sms.categories]}
 
     if intent is Intent.OPT_OUT:
-        revoked = coverage.revoked(classification.scope, sms.categories)
+        revoked = consent_rules.revoked(classification.scope, sms.categories)
         events = tuple((category, Action.OPT_OUT, {}) for category in revoked)
         # exactly one confirmation, the last message after a revocation
         statuses = _statuses(session, sms.practice, sms.phone, revoked)
@@ -190,7 +190,7 @@ def _plan(
             session, sms.practice.slug, sms.phone, Category.MARKETING
         )
         confirming = keyword in _CONFIRMING_KEYWORDS
-        opted_in = coverage.reinstated(
+        opted_in = consent_rules.reinstated(
             sms.categories, statuses, had_marketing_consent=had_marketing,
             affirms_implied=not confirming,
         )  # fmt: skip
