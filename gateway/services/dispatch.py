@@ -377,7 +377,7 @@ class Dispatcher:
             return self._leave(session, message, Result(Outcome.PACED),
                                status=OutboxStatus.SCHEDULED, next_attempt_at=now,
                                reason="recipient changed while deciding; next pass")  # fmt: skip
-        sender = practice.senders[Category(message.category)]
+        sender = practice.senders[message.category]
         if self.pacer.paced(sender):
             session.commit()  # end the reads: no transaction is held while waiting
             slot = self.pacer.reserve(sender)

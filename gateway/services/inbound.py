@@ -222,4 +222,4 @@ def _plan(
 
 def _replay(known: InboundMessage, sms: InboundSms) -> InboundResult:
     log.info("inbound sid=%s duplicate delivery ignored", sms.message_sid)
-    return InboundResult(reply=known.reply, intent=Intent(known.intent), duplicate=True)
+    return InboundResult(reply=known.reply, intent=known.intent, duplicate=True)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from gateway.config import Practice, Settings
 from gateway.core import consent_rules
-from gateway.core.domain import Category, ConsentStatus, OutboxStatus
+from gateway.core.domain import ConsentStatus, OutboxStatus
 from gateway.services import consent
 from gateway.store import audit, event_outbox, privacy
 from gateway.store import purge as store_purge
@@ -54,8 +54,7 @@ def purge(
     stale = store_purge.consent_older_than(session, slug, proof_cutoff)
     suppressed = 0
     ttl = consent_rules.pending_ttl(practice)
-    for phone, category_name in stale:
-        category = Category(category_name)
+    for phone, category in stale:
         state = consent.current(session, slug, phone, (category,), now=now,
                                 pending_ttl=ttl)[category]  # fmt: skip
         if state.status is not ConsentStatus.OPTED_OUT:

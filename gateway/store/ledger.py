@@ -37,9 +37,9 @@ def append(
     event = ConsentEvent(
         practice=practice,
         phone=phone,
-        category=category.value,
-        action=action.value,
-        source=source.value,
+        category=category,
+        action=action,
+        source=source,
         occurred_at=occurred_at,
         recorded_at=recorded_at,
         evidence=dict(evidence),
