@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from conftest import PATIENT, inbound_params, new_sid
+from gateway.core import consent_rules
 from gateway.core.domain import Action, Category, ConsentStatus, Source
 from gateway.services import consent
 from gateway.store.models import ConsentEvent, InboundMessage
@@ -34,7 +35,7 @@ def record(session, category, action, occurred_at, source=Source.STAFF):
 )
 def test_state_is_derived_from_the_newest_event(category, action, expected):
     event = ConsentEvent(category=category.value, action=action.value) if action else None
-    assert consent.state_from(category, event).status is expected
+    assert consent_rules.state_from(category, event).status is expected
 
 
 @pytest.mark.parametrize(
@@ -50,7 +51,7 @@ def test_state_is_derived_from_the_newest_event(category, action, expected):
     ],
 )
 def test_which_states_allow_sending(category, status, allowed):
-    assert consent.ConsentState(category, status).allows_sending is allowed
+    assert consent_rules.ConsentState(category, status).allows_sending is allowed
 
 
 def test_an_older_event_recorded_late_never_overrides_a_newer_one(session):

@@ -89,6 +89,17 @@ class OutboxStatus(enum.StrEnum):
     UNCERTAIN = "uncertain"
 
 
+class EventDeliveryStatus(enum.StrEnum):
+    """Where an event for a practice's scheduling system stands (the event outbox)."""
+
+    #: to be attempted (again)
+    PENDING = "pending"
+    #: the receiver answered 2xx
+    DELIVERED = "delivered"
+    #: the retry schedule is spent
+    FAILED = "failed"
+
+
 class SkipReason(enum.StrEnum):
     """Why a message was not sent."""
 

@@ -70,7 +70,7 @@ class Intent(enum.StrEnum):
 
 
 class Scope(enum.StrEnum):
-    """What an opt-out covers (``gateway.core.coverage`` turns it into categories)."""
+    """What an opt-out covers (``gateway.core.consent_rules`` turns it into categories)."""
 
     #: every category the texted sender carries (a STOP to a number stops that number)
     SENDER = "sender"

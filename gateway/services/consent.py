@@ -1,62 +1,30 @@
-"""The consent ledger: append events, derive the current state per category.
+"""Consent changes and the current consent of a number: the ledger's events
+(``gateway.store.ledger``) under the consent rules (``gateway.core.consent_rules``).
 
-State is per (practice, phone, category). Each change is a new ``ConsentEvent``; the current
-state is the newest event by ``occurred_at`` (ties broken by insertion order), so an older event
-recorded late, or a replay, never overrides a newer one. No event yet means ``implied`` for
-transactional messages (the patient gave the practice the number) and ``none`` for marketing.
+``record`` appends an event and does what follows from it in the same transaction: it waits for a
+send under way, lets the outbox reconsider held reminders, emits ``consent.changed`` and counts
+it. The reads apply the one state rule (the newest event that stands; see ``consent_rules``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
+from gateway.core import consent_rules
+from gateway.core.consent_rules import DEFAULT_PENDING_TTL, ConsentState
 from gateway.core.domain import Action, Category, ConsentStatus, Source
 from gateway.services import metrics
-from gateway.store import event_outbox, outbox, send_lock
+from gateway.store import event_outbox, ledger, outbox, send_lock
 from gateway.store.models import ConsentEvent, utcnow
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
-_STATUS_OF_ACTION = {
-    Action.OPT_IN.value: ConsentStatus.OPTED_IN,
-    Action.OPT_OUT.value: ConsentStatus.OPTED_OUT,
-    Action.OPT_IN_REQUESTED.value: ConsentStatus.PENDING,
-}
-_NO_EVENT_STATUS = {
-    Category.TRANSACTIONAL: ConsentStatus.IMPLIED,
-    Category.MARKETING: ConsentStatus.NONE,
-}
-_MAY_SEND = {
-    Category.TRANSACTIONAL: {ConsentStatus.IMPLIED, ConsentStatus.OPTED_IN},
-    Category.MARKETING: {ConsentStatus.OPTED_IN},
-}
+    from gateway.config import Practice
 
-
-@dataclass(frozen=True)
-class ConsentState:
-    """The current consent of one category, and the event that set it (None: no event yet)."""
-
-    category: Category
-    status: ConsentStatus
-    event: ConsentEvent | None = None
-
-    @property
-    def since(self) -> datetime | None:
-        return self.event.occurred_at if self.event else None
-
-    @property
-    def source(self) -> str | None:
-        return self.event.source if self.event else None
-
-    @property
-    def allows_sending(self) -> bool:
-        return self.status in _MAY_SEND[self.category]
+__all__ = ["current", "ever_opted_in", "history", "may_send", "record", "statuses"]
 
 
 def record(
@@ -80,19 +48,11 @@ def record(
     tracked = event_outbox.enabled(session, practice)
     before = current(session, practice, phone, (category,))[category] if tracked else None
     now = utcnow()
-    event = ConsentEvent(
-        practice=practice,
-        phone=phone,
-        category=category.value,
-        action=action.value,
-        source=source.value,
-        occurred_at=occurred_at or now,
-        recorded_at=now,
-        evidence=dict(evidence or {}),
+    event = ledger.append(
+        session, practice=practice, phone=phone, category=category, action=action,
+        source=source, occurred_at=occurred_at or now, recorded_at=now, evidence=evidence or {},
         inbound_message_id=inbound_message_id,
-    )
-    session.add(event)
-    session.flush()
+    )  # fmt: skip
     # express consent given: reminders the exemption's caps held back are decided again now
     outbox.reconsider_after_consent(session, practice, phone, category, action, now)
     if before is not None:
@@ -110,10 +70,6 @@ def record(
     return event
 
 
-#: how long a double opt-in request waits for its YES, unless the practice says otherwise
-DEFAULT_PENDING_TTL = timedelta(hours=168)
-
-
 def current(
     session: Session,
     practice: str,
@@ -122,80 +78,33 @@ def current(
     *,
     now: datetime | None = None,
     pending_ttl: timedelta = DEFAULT_PENDING_TTL,
-) -> dict[Category, ConsentState]:
-    """The current state of each category for one number, in one query.
-
-    A double opt-in request that went unanswered for ``pending_ttl`` has lapsed: it is passed
-    over, and the state is what the events before it made it.
-    """
-    now = now or utcnow()
+) -> dict[Category, ConsentState[ConsentEvent]]:
+    """The current state of each category for one number, with the event that set it, in one
+    query (``consent_rules.states``: a double opt-in request unanswered for ``pending_ttl`` has
+    lapsed and is passed over)."""
     wanted = tuple(categories)
-    events = session.scalars(
-        select(ConsentEvent)
-        .where(
-            ConsentEvent.practice == practice,
-            ConsentEvent.phone == phone,
-            ConsentEvent.category.in_([c.value for c in wanted]),
-        )
-        .order_by(ConsentEvent.occurred_at.desc(), ConsentEvent.id.desc())
-    )
-    newest = newest_standing(
-        ((Category(e.category), e.action, e.occurred_at, e) for e in events),
-        len(wanted), now=now, pending_ttl=pending_ttl,
+    return consent_rules.states(
+        ledger.newest_first(session, practice, phone, wanted), wanted,
+        now=now or utcnow(), pending_ttl=pending_ttl,
     )  # fmt: skip
-    return {category: state_from(category, newest.get(category)) for category in wanted}
 
 
-def newest_standing(
-    events: Iterable[tuple[Category, str, datetime, T]],
-    wanted: int,
+def statuses(
+    session: Session,
+    practice: Practice,
+    phone: str,
+    categories: Iterable[Category],
     *,
-    now: datetime,
-    pending_ttl: timedelta,
-) -> dict[Category, T]:
-    """The consent state rule, in one place (pure): from ``(category, action, occurred_at,
-    payload)`` rows newest first, the payload of each category's newest event that still
-    stands. A double opt-in request unanswered for ``pending_ttl`` has lapsed and is passed
-    over. Stops reading once ``wanted`` categories are found."""
-    newest: dict[Category, T] = {}
-    for category, action, occurred_at, payload in events:
-        lapsed = action == Action.OPT_IN_REQUESTED.value and now - occurred_at > pending_ttl
-        if not lapsed:
-            newest.setdefault(category, payload)
-        if len(newest) == wanted:
-            break
-    return newest
-
-
-def ever_opted_in(session: Session, practice: str, phone: str, category: Category) -> bool:
-    """Whether the number ever gave express consent (an ``opt_in`` event) to ``category``."""
-    return (
-        session.scalar(
-            select(ConsentEvent.id)
-            .where(
-                ConsentEvent.practice == practice,
-                ConsentEvent.phone == phone,
-                ConsentEvent.category == category.value,
-                ConsentEvent.action == Action.OPT_IN.value,
-            )
-            .limit(1)
-        )
-        is not None
-    )
-
-
-def state_from(category: Category, event: ConsentEvent | None) -> ConsentState:
-    """The state an event leaves its category in (pure)."""
-    return ConsentState(category, status_of(category, event.action if event else None), event)
-
-
-def status_of(category: Category, action: str | None) -> ConsentStatus:
-    """The status an event's action leaves its category in; ``None``: no event yet (pure)."""
-    return _NO_EVENT_STATUS[category] if action is None else _STATUS_OF_ACTION[action]
-
-
-def may_send_in(category: Category, status: ConsentStatus) -> bool:
-    return status in _MAY_SEND[category]
+    now: datetime | None = None,
+) -> dict[Category, ConsentStatus]:
+    """The current status of each category, as ``current`` derives it with the practice's double
+    opt-in expiry, reading only the columns that decide it (not the events' encrypted
+    evidence)."""
+    wanted = tuple(categories)
+    return consent_rules.statuses(
+        ledger.newest_actions(session, practice.slug, phone, wanted), wanted,
+        now=now or utcnow(), pending_ttl=consent_rules.pending_ttl(practice),
+    )  # fmt: skip
 
 
 def may_send(session: Session, practice: str, phone: str, category: Category) -> bool:
@@ -203,17 +112,11 @@ def may_send(session: Session, practice: str, phone: str, category: Category) ->
     return current(session, practice, phone, (category,))[category].allows_sending
 
 
-def pending_ttl(practice: Any) -> timedelta:
-    """The practice's double opt-in expiry."""
-    return timedelta(hours=practice.double_opt_in_hours)
+def ever_opted_in(session: Session, practice: str, phone: str, category: Category) -> bool:
+    """Whether the number ever gave express consent (an ``opt_in`` event) to ``category``."""
+    return ledger.ever_opted_in(session, practice, phone, category)
 
 
 def history(session: Session, practice: str, phone: str) -> list[ConsentEvent]:
     """Every event for the number, oldest first (the proof a lawyer asks for)."""
-    return list(
-        session.scalars(
-            select(ConsentEvent)
-            .where(ConsentEvent.practice == practice, ConsentEvent.phone == phone)
-            .order_by(ConsentEvent.occurred_at, ConsentEvent.id)
-        )
-    )
+    return ledger.history(session, practice, phone)

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from gateway.config import Settings
-from gateway.core import coverage
+from gateway.core import consent_rules
 from gateway.core.carrier_errors import Reaction, reaction_to
 from gateway.core.domain import Action, ConsentStatus, OutboxStatus, Source
 from gateway.core.keywords import Scope
@@ -133,7 +133,7 @@ def react_to_error(
         carried = (
             practice.categories_for_sender(message.sender) if practice and message.sender else ()
         )
-        categories = coverage.revoked(Scope.SENDER, carried)
+        categories = consent_rules.revoked(Scope.SENDER, carried)
         states = consent.current(session, message.practice, message.phone, categories)
         for category in categories:
             if states[category].status is ConsentStatus.OPTED_OUT:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask
 
 from gateway.config import Practice, Settings
-from gateway.core import log_fields, policy, recipients, retry
+from gateway.core import consent_rules, log_fields, policy, recipients, retry
 from gateway.core.domain import Category, ConsentStatus, OutboxStatus, SkipReason
 from gateway.services import consent, metrics, reconcile, reminders, sms_templates
 from gateway.services.delivery import react_to_error
@@ -150,7 +150,7 @@ def _consent_of(
     """The consent ledger's reading of a number's consent (``facts.ConsentReader``)."""
     state = consent.current(
         session, practice.slug, phone, (category,), now=now,
-        pending_ttl=consent.pending_ttl(practice),
+        pending_ttl=consent_rules.pending_ttl(practice),
     )[category]  # fmt: skip
     return state.status, state.allows_sending
 
@@ -377,7 +377,7 @@ class Dispatcher:
             return self._leave(session, message, Result(Outcome.PACED),
                                status=OutboxStatus.SCHEDULED, next_attempt_at=now,
                                reason="recipient changed while deciding; next pass")  # fmt: skip
-        sender = practice.senders[Category(message.category)]
+        sender = practice.senders[message.category]
         if self.pacer.paced(sender):
             session.commit()  # end the reads: no transaction is held while waiting
             slot = self.pacer.reserve(sender)

@@ -13,12 +13,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from gateway.config import Practice
-from gateway.core import coverage, keywords
+from gateway.core import consent_rules, keywords
 from gateway.core.domain import Action, Category, ConsentStatus, ReviewStatus, Source
 from gateway.core.keywords import Classification, Intent, Scope
 from gateway.core.phone import mask
 from gateway.services import appointment_replies, consent, optin, sms_templates
-from gateway.store import consent_reads, inbound_log
+from gateway.store import inbound_log
 from gateway.store.models import InboundMessage, utcnow
 
 if TYPE_CHECKING:
@@ -164,10 +164,10 @@ def _plan(
     context = {"practice": sms.practice, "purposes": [c.value for c in sms.categories]}
 
     if intent is Intent.OPT_OUT:
-        revoked = coverage.revoked(classification.scope, sms.categories)
+        revoked = consent_rules.revoked(classification.scope, sms.categories)
         events = tuple((category, Action.OPT_OUT, {}) for category in revoked)
         # exactly one confirmation, the last message after a revocation
-        statuses = _statuses(session, sms.practice, sms.phone, revoked)
+        statuses = consent.statuses(session, sms.practice, sms.phone, revoked)
         if answer and not all(s is ConsentStatus.OPTED_OUT for s in statuses.values()):
             reply = sms_templates.render(
                 "stop", language, revoked=[c.value for c in revoked], **context
@@ -184,13 +184,13 @@ def _plan(
             return _Plan(source, events, reply)
 
     if intent is Intent.OPT_IN:
-        statuses = _statuses(session, sms.practice, sms.phone, sms.categories)
+        statuses = consent.statuses(session, sms.practice, sms.phone, sms.categories)
         marketing_out = statuses.get(Category.MARKETING) is ConsentStatus.OPTED_OUT
         had_marketing = marketing_out and consent.ever_opted_in(
             session, sms.practice.slug, sms.phone, Category.MARKETING
         )
         confirming = keyword in _CONFIRMING_KEYWORDS
-        opted_in = coverage.reinstated(
+        opted_in = consent_rules.reinstated(
             sms.categories, statuses, had_marketing_consent=had_marketing,
             affirms_implied=not confirming,
         )  # fmt: skip
@@ -220,20 +220,6 @@ def _plan(
     return _Plan(source)
 
 
-def _statuses(
-    session: Session, practice: Practice, phone: str, categories: tuple[Category, ...]
-) -> dict[Category, ConsentStatus]:
-    """The current status of each category, as ``consent.current`` derives it (the same rule,
-    ``consent.newest_standing``, with the practice's double opt-in expiry), reading only the
-    columns that decide it, not the events' encrypted evidence."""
-    rows = consent_reads.latest_actions(session, practice.slug, phone, categories)
-    newest = consent.newest_standing(
-        ((Category(category), action, at, action) for category, action, at in rows),
-        len(categories), now=utcnow(), pending_ttl=consent.pending_ttl(practice),
-    )  # fmt: skip
-    return {c: consent.status_of(c, newest.get(c)) for c in categories}
-
-
 def _replay(known: InboundMessage, sms: InboundSms) -> InboundResult:
     log.info("inbound sid=%s duplicate delivery ignored", sms.message_sid)
-    return InboundResult(reply=known.reply, intent=Intent(known.intent), duplicate=True)
+    return InboundResult(reply=known.reply, intent=known.intent, duplicate=True)

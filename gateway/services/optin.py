@@ -12,6 +12,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from gateway.config import Practice
+from gateway.core import consent_rules
+from gateway.core.consent_rules import ConsentState
 from gateway.core.domain import Action, Category, ConsentStatus, Source
 from gateway.services import consent
 from gateway.store import outbox
@@ -31,12 +33,12 @@ def request(
     *,
     occurred_at: datetime,
     now: datetime,
-) -> tuple[consent.ConsentState, OutboundMessage | None]:
+) -> tuple[ConsentState[ConsentEvent], OutboundMessage | None]:
     """Record a web-form consent and queue its confirmation text (one transaction; commits).
 
     Already opted in, or a request still pending: nothing new (no second confirmation text).
     """
-    ttl = consent.pending_ttl(practice)
+    ttl = consent_rules.pending_ttl(practice)
     state = consent.current(session, practice.slug, phone, (Category.MARKETING,), now=now,
                             pending_ttl=ttl)[Category.MARKETING]  # fmt: skip
     if state.status in (ConsentStatus.OPTED_IN, ConsentStatus.PENDING):
@@ -52,7 +54,7 @@ def request(
         expires_at=occurred_at + ttl,
     )  # fmt: skip
     session.commit()
-    return consent.state_from(Category.MARKETING, event), message
+    return consent_rules.state_from(Category.MARKETING, event), message
 
 
 def pending_request(
@@ -61,6 +63,6 @@ def pending_request(
     """The live double opt-in request awaiting this number's YES, if any."""
     state = consent.current(
         session, practice.slug, phone, (Category.MARKETING,), now=now,
-        pending_ttl=consent.pending_ttl(practice),
+        pending_ttl=consent_rules.pending_ttl(practice),
     )[Category.MARKETING]  # fmt: skip
     return state.event if state.status is ConsentStatus.PENDING else None

@@ -165,5 +165,5 @@ def _later(
 ) -> None:
     values = {"next_attempt_at": when} if reason is None else {"next_attempt_at": when,
                                                                 "reason": reason}  # fmt: skip
-    outbox.transition(session, message.id, OutboxStatus(message.status), **values)
+    outbox.transition(session, message.id, message.status, **values)
     session.commit()

@@ -17,7 +17,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from gateway.config import Practice, Settings
-from gateway.core.domain import Category, ConsentStatus, OutboxStatus
+from gateway.core import consent_rules
+from gateway.core.domain import ConsentStatus, OutboxStatus
 from gateway.services import consent
 from gateway.store import audit, event_outbox, privacy
 from gateway.store import purge as store_purge
@@ -52,10 +53,10 @@ def purge(
     #    its state with them: if that state is an opt-out, suppress it first.
     stale = store_purge.consent_older_than(session, slug, proof_cutoff)
     suppressed = 0
-    for phone, category_name in stale:
-        category = Category(category_name)
+    ttl = consent_rules.pending_ttl(practice)
+    for phone, category in stale:
         state = consent.current(session, slug, phone, (category,), now=now,
-                                pending_ttl=consent.pending_ttl(practice))[category]  # fmt: skip
+                                pending_ttl=ttl)[category]  # fmt: skip
         if state.status is not ConsentStatus.OPTED_OUT:
             continue
         if privacy.suppress(session, practice=slug, hashed=phone_hash(settings.hash_key, phone),

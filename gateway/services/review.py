@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from gateway.config import Practice, Settings
-from gateway.core import coverage
+from gateway.core import consent_rules
 from gateway.core.domain import Action, Category, ReviewStatus, Source
 from gateway.core.errors import Conflict, GatewayError, ValidationFailed
 from gateway.core.keywords import Scope
@@ -141,14 +141,15 @@ def resolve(
 
 def _categories_of(practice: Practice, message: InboundMessage) -> tuple[Category, ...]:
     """The categories the texted sender carries, as a STOP to it would revoke
-    (``gateway.core.coverage.revoked``: every category when the sender carries none any more)."""
+    (``gateway.core.consent_rules.revoked``: every category when the sender carries none any
+    more)."""
     carried = practice.categories_for_sender(message.sender)
     if not carried:
         log.warning(
             "review id=%s: sender %s carries no category of practice %s; revoking every category",
             message.id, message.sender, practice.slug,
         )  # fmt: skip
-    return coverage.revoked(Scope.SENDER, carried)
+    return consent_rules.revoked(Scope.SENDER, carried)
 
 
 def overdue(session: Session, practice: Practice, now: datetime) -> int:

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from gateway.config import Practice, Settings
+from gateway.core import consent_rules
 from gateway.core.domain import ConsentStatus
 from gateway.services import consent
 from gateway.store import audit, contacts, erasure, privacy, send_lock
@@ -29,7 +30,7 @@ def export(session: Session, practice: Practice, phone: str, now: datetime) -> d
     """Everything held on one number in one practice, as one JSON-ready document."""
     contact = contacts.get(session, practice.slug, phone)
     states = consent.current(session, practice.slug, phone, now=now,
-                             pending_ttl=consent.pending_ttl(practice))  # fmt: skip
+                             pending_ttl=consent_rules.pending_ttl(practice))  # fmt: skip
     inbound = erasure.inbound_messages(session, practice.slug, phone)
     outbound = erasure.outbound_messages(session, practice.slug, phone)
     return {
@@ -62,7 +63,7 @@ def erase(
     key = settings.hash_key
     hashed = phone_hash(key, phone)
     states = consent.current(session, practice.slug, phone, now=now,
-                             pending_ttl=consent.pending_ttl(practice))  # fmt: skip
+                             pending_ttl=consent_rules.pending_ttl(practice))  # fmt: skip
     suppressed = 0
     for category, state in states.items():
         if state.status is ConsentStatus.OPTED_OUT and privacy.suppress(

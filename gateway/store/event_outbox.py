@@ -23,9 +23,13 @@ from typing import Any
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
+from gateway.core.domain import EventDeliveryStatus
 from gateway.store.models import EventDelivery, OutboundMessage, utcnow
 
-PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+PENDING, DELIVERED, FAILED = (
+    EventDeliveryStatus.PENDING.value, EventDeliveryStatus.DELIVERED.value,
+    EventDeliveryStatus.FAILED.value,
+)  # fmt: skip
 STATUSES = (PENDING, DELIVERED, FAILED)
 TYPES = (
     "reminder.sent", "reminder.delivered", "reminder.failed", "reminder.skipped",

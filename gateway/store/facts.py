@@ -25,7 +25,7 @@ from sqlalchemy import select
 
 from gateway.config import Practice
 from gateway.core import phone, policy, recipients, windows
-from gateway.core.domain import Category, ConsentStatus, Unreachable
+from gateway.core.domain import Category, ConsentStatus
 from gateway.store import contacts, outbox, privacy
 from gateway.store.models import Contact, OutboundMessage
 
@@ -81,7 +81,7 @@ def gather(
     ``practice`` is the message's practice from the settings; ``hash_key`` the key of the
     suppression list's hashes (``Settings.hash_key``).
     """
-    category = Category(message.category)
+    category = message.category
     patient = contacts.get(session, message.practice, message.phone)
     today = now.astimezone(ZoneInfo(practice.time_zone)).date()
     person = recipients.Person(
@@ -120,7 +120,7 @@ def gather(
         facts,
         consent_status=status,
         consent_allows=allows,
-        unreachable=Unreachable(target.unreachable) if target and target.unreachable else None,
+        unreachable=target.unreachable if target else None,
         zones=windows.zones_for(
             target.time_zone if target else None, phone.time_zones(to), practice.time_zone
         ),

@@ -3,20 +3,24 @@
 Times are stored as timezone-aware UTC (``UTCDateTime`` gives aware values back on SQLite too).
 Consent events are append-only: an attempt to UPDATE one raises before it reaches the database.
 Message bodies, review notes, reminder params and consent evidence are encrypted at rest
-(``EncryptedText``, ``EncryptedJSON``; see ``gateway.store.crypto``).
+(``EncryptedText``, ``EncryptedJSON``; see ``gateway.store.crypto``). Status, category, action and
+source columns hold the string values of the ``gateway.core`` enums and give their members back
+(``string_enum``); an assigned string becomes its member at once.
 """
 
 from __future__ import annotations
 
+import enum
 import json
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
     Boolean,
     Date,
     DateTime,
+    Enum,
     Float,
     ForeignKey,
     Index,
@@ -31,6 +35,17 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.sql.expression import false, true
 
+from gateway.core.confirmations import Response
+from gateway.core.domain import (
+    Action,
+    Category,
+    EventDeliveryStatus,
+    OutboxStatus,
+    ReviewStatus,
+    Source,
+    Unreachable,
+)
+from gateway.core.keywords import Intent
 from gateway.store import crypto
 
 
@@ -55,6 +70,22 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+
+E = TypeVar("E", bound=enum.Enum)
+
+
+def string_enum(enum_class: type[E], length: int) -> Enum:
+    """A column of ``enum_class`` members stored as their string values in a ``VARCHAR(length)``,
+    exactly as a plain ``String(length)`` column holds them: no database enum type and no CHECK
+    constraint, so the schema is that of the migrations. Rows read back give members; a value
+    that is not one of them raises ``LookupError``."""
+    return Enum(
+        enum_class,
+        native_enum=False,
+        create_constraint=False,
+        length=length,
+        values_callable=lambda members: [m.value for m in members],
+    )
 
 
 class EncryptedText(TypeDecorator[str]):
@@ -121,7 +152,7 @@ class Contact(Base):
     #: language of the patient's last keyword ("en"/"es"): replies and reminders use it
     language: Mapped[str | None] = mapped_column(String(8))
     #: set when Twilio said the number cannot receive SMS (invalid_number, not_mobile)
-    unreachable: Mapped[str | None] = mapped_column(String(32))
+    unreachable: Mapped[Unreachable | None] = mapped_column(string_enum(Unreachable, 32))
     #: the Twilio error code that set ``unreachable``
     unreachable_code: Mapped[int | None] = mapped_column(Integer)
     #: IANA zone of the patient, when the practice knows it (wins over the number's area code)
@@ -155,7 +186,7 @@ class InboundMessage(Base):
     body: Mapped[str] = mapped_column(EncryptedText)
     num_media: Mapped[int] = mapped_column(Integer, default=0)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    intent: Mapped[str] = mapped_column(String(32))
+    intent: Mapped[Intent] = mapped_column(string_enum(Intent, 32))
     language: Mapped[str] = mapped_column(String(8))
     keyword: Mapped[str | None] = mapped_column(String(32))
     #: the id of the rule (``gateway.core.keywords.RULES``) or guard that classified it; loaded on
@@ -166,7 +197,7 @@ class InboundMessage(Base):
     #: the text the gateway answered with (None: an empty TwiML response); replayed on duplicates
     reply: Mapped[str | None] = mapped_column(Text)
     #: "open" for a possible opt-out awaiting staff review; None when no review is needed
-    review_status: Mapped[str | None] = mapped_column(String(16))
+    review_status: Mapped[ReviewStatus | None] = mapped_column(string_enum(ReviewStatus, 16))
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: the staff member (or token) who resolved the review
     reviewed_by: Mapped[str | None] = mapped_column(String(128))
@@ -188,9 +219,9 @@ class ConsentEvent(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     practice: Mapped[str] = mapped_column(String(64))
     phone: Mapped[str] = mapped_column(String(20))
-    category: Mapped[str] = mapped_column(String(32))
-    action: Mapped[str] = mapped_column(String(32))
-    source: Mapped[str] = mapped_column(String(32))
+    category: Mapped[Category] = mapped_column(string_enum(Category, 32))
+    action: Mapped[Action] = mapped_column(string_enum(Action, 32))
+    source: Mapped[Source] = mapped_column(string_enum(Source, 32))
     #: when the patient (or carrier, or staff) expressed it
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
     #: when the gateway wrote it down
@@ -226,13 +257,15 @@ class OutboundMessage(Base):
     #: sha-256 of the normalised request, to tell a replay from a conflicting reuse of the id
     request_hash: Mapped[str | None] = mapped_column(String(64))
     phone: Mapped[str] = mapped_column(String(20))
-    category: Mapped[str] = mapped_column(String(32))
+    category: Mapped[Category] = mapped_column(string_enum(Category, 32))
     template: Mapped[str] = mapped_column(String(64))
     params: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON, default=dict)
     send_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    status: Mapped[str] = mapped_column(String(16), default="scheduled")
+    status: Mapped[OutboxStatus] = mapped_column(
+        string_enum(OutboxStatus, 16), default=OutboxStatus.SCHEDULED
+    )
     #: why it was skipped, deferred or failed
     reason: Mapped[str | None] = mapped_column(String(200))
     #: when a dispatcher should next look at it
@@ -259,7 +292,7 @@ class OutboundMessage(Base):
     #: when a final delivery status (delivered / undelivered / failed) arrived
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: the patient's reply to an appointment reminder: "confirmed" or "reschedule_requested"
-    response: Mapped[str | None] = mapped_column(String(32))
+    response: Mapped[Response | None] = mapped_column(string_enum(Response, 32))
     responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
@@ -289,7 +322,7 @@ class Suppression(Base):
     practice: Mapped[str] = mapped_column(String(64))
     #: HMAC-SHA256 of the E.164 number (``gateway.store.privacy.phone_hash``)
     phone_hash: Mapped[str] = mapped_column(String(64))
-    category: Mapped[str] = mapped_column(String(32))
+    category: Mapped[Category] = mapped_column(string_enum(Category, 32))
     #: why: "erased_after_opt_out", "retention_after_opt_out"
     reason: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -394,7 +427,9 @@ class EventDelivery(Base):
     #: the number the event is about, for erasure (None: none)
     phone: Mapped[str | None] = mapped_column(String(20))
     #: pending (to be attempted), delivered (2xx), failed (the retry schedule is spent)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[EventDeliveryStatus] = mapped_column(
+        string_enum(EventDeliveryStatus, 16), default=EventDeliveryStatus.PENDING
+    )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
     #: the scheduler process attempting it now (its lease ends at ``next_attempt_at``)
@@ -420,3 +455,22 @@ class SignInFailure(Base):
     #: HMAC-SHA256 of the client address
     address_hash: Mapped[str] = mapped_column(String(64))
     failed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+def _members(enum_class: type[E]) -> Any:
+    """An attribute listener that turns an assigned string into its ``enum_class`` member, so an
+    object's value has the same type before it is flushed as after it is read back."""
+
+    def coerce(target: Any, value: Any, oldvalue: Any, initiator: Any) -> Any:
+        return value if value is None or isinstance(value, enum_class) else enum_class(value)
+
+    return coerce
+
+
+for _mapper in Base.registry.mappers:
+    for _key, _column in _mapper.columns.items():
+        if isinstance(_column.type, Enum) and _column.type.enum_class is not None:
+            event.listen(
+                getattr(_mapper.class_, _key), "set", _members(_column.type.enum_class),
+                retval=True,
+            )  # fmt: skip

@@ -10,11 +10,11 @@ from zoneinfo import ZoneInfo
 from flask import g, jsonify
 
 from gateway.config import Practice, current_settings
-from gateway.core import recipients
+from gateway.core import consent_rules, recipients
+from gateway.core.consent_rules import ConsentState
 from gateway.core.domain import Action, Category, Source
 from gateway.core.errors import ValidationFailed
 from gateway.services import consent, optin, rights
-from gateway.services.consent import ConsentState
 from gateway.store import contacts
 from gateway.store.db import get_session
 from gateway.store.models import ConsentEvent, utcnow
@@ -68,7 +68,7 @@ def get_contact(phone: str, query: PracticeQuery) -> Any:
     session = get_session()
     contact = contacts.get(session, practice.slug, number)
     states = consent.current(
-        session, practice.slug, number, pending_ttl=consent.pending_ttl(practice)
+        session, practice.slug, number, pending_ttl=consent_rules.pending_ttl(practice)
     )
     audit_event(session, "read_contact", practice, number)
     session.commit()
@@ -138,7 +138,7 @@ def update_contact(phone: str, json: ContactUpdate, query: PracticeQuery) -> Any
     audit_event(session, "update_contact", practice, number, fields=sorted(values))
     session.commit()
     states = consent.current(
-        session, practice.slug, number, pending_ttl=consent.pending_ttl(practice)
+        session, practice.slug, number, pending_ttl=consent_rules.pending_ttl(practice)
     )
     return jsonify(
         contact_json(practice, number, contacts.get(session, practice.slug, number), states)
@@ -174,7 +174,7 @@ def record_consent(phone: str, json: ConsentChange, query: PracticeQuery) -> Any
                 consent_action=json.action, staff=json.staff)  # fmt: skip
     session.commit()
     states = consent.current(
-        session, practice.slug, number, pending_ttl=consent.pending_ttl(practice)
+        session, practice.slug, number, pending_ttl=consent_rules.pending_ttl(practice)
     )
     body = contact_json(practice, number, contacts.get(session, practice.slug, number), states)
     return jsonify(body), 201
