@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -15,6 +16,11 @@ from gateway.services import consent
 from gateway.store.models import ConsentEvent, InboundMessage
 
 T0 = datetime(2026, 3, 1, 15, 0, tzinfo=UTC)
+
+
+def practice(app, slug="shared"):
+    """The practice as the app's settings have it (its double opt-in expiry included)."""
+    return app.extensions["gateway.settings"].practices[slug]
 
 
 def record(session, category, action, occurred_at, source=Source.STAFF):
@@ -54,46 +60,46 @@ def test_which_states_allow_sending(category, status, allowed):
     assert consent_rules.ConsentState(category, status).allows_sending is allowed
 
 
-def test_an_older_event_recorded_late_never_overrides_a_newer_one(session):
+def test_an_older_event_recorded_late_never_overrides_a_newer_one(app, session):
     record(session, Category.TRANSACTIONAL, Action.OPT_OUT, T0)
     record(session, Category.TRANSACTIONAL, Action.OPT_IN, T0 - timedelta(days=3))  # late
     session.commit()
-    state = consent.current(session, "shared", PATIENT)[Category.TRANSACTIONAL]
+    state = consent.current(session, practice(app), PATIENT)[Category.TRANSACTIONAL]
     assert state.status is ConsentStatus.OPTED_OUT
     assert state.since == T0
-    assert not consent.may_send(session, "shared", PATIENT, Category.TRANSACTIONAL)
+    assert not consent.may_send(session, practice(app), PATIENT, Category.TRANSACTIONAL)
     # both are kept, oldest first, as proof
     assert [e.action for e in consent.history(session, "shared", PATIENT)] == ["opt_in", "opt_out"]
 
 
-def test_a_newer_event_wins(session):
+def test_a_newer_event_wins(app, session):
     record(session, Category.TRANSACTIONAL, Action.OPT_OUT, T0)
     record(session, Category.TRANSACTIONAL, Action.OPT_IN, T0 + timedelta(seconds=1))
     session.commit()
-    assert consent.may_send(session, "shared", PATIENT, Category.TRANSACTIONAL)
+    assert consent.may_send(session, practice(app), PATIENT, Category.TRANSACTIONAL)
 
 
-def test_events_at_the_same_instant_resolve_to_the_one_recorded_last(session):
+def test_events_at_the_same_instant_resolve_to_the_one_recorded_last(app, session):
     record(session, Category.MARKETING, Action.OPT_IN, T0)
     record(session, Category.MARKETING, Action.OPT_OUT, T0)
     session.commit()
-    assert consent.current(session, "shared", PATIENT)[Category.MARKETING].status is (
+    assert consent.current(session, practice(app), PATIENT)[Category.MARKETING].status is (
         ConsentStatus.OPTED_OUT
     )
 
 
-def test_categories_are_independent(session):
+def test_categories_are_independent(app, session):
     record(session, Category.MARKETING, Action.OPT_OUT, T0)
     session.commit()
-    states = consent.current(session, "shared", PATIENT)
+    states = consent.current(session, practice(app), PATIENT)
     assert states[Category.TRANSACTIONAL].status is ConsentStatus.IMPLIED
     assert states[Category.MARKETING].status is ConsentStatus.OPTED_OUT
 
 
-def test_practices_are_independent(session):
+def test_practices_are_independent(app, session):
     record(session, Category.TRANSACTIONAL, Action.OPT_OUT, T0)
     session.commit()
-    assert consent.may_send(session, "split", PATIENT, Category.TRANSACTIONAL)
+    assert consent.may_send(session, practice(app, "split"), PATIENT, Category.TRANSACTIONAL)
 
 
 def test_times_come_back_timezone_aware_utc(session):
@@ -159,7 +165,7 @@ def test_concurrent_stop_and_start_both_land_and_the_newest_wins(app, session):
     newest = max(
         (e for e in events if e.category == "transactional"), key=lambda e: (e.occurred_at, e.id)
     )
-    state = consent.current(session, "shared", PATIENT)[Category.TRANSACTIONAL]
+    state = consent.current(session, practice(app), PATIENT)[Category.TRANSACTIONAL]
     assert state.event.id == newest.id
     assert session.scalar(select(func.count()).select_from(InboundMessage)) == 16
 
@@ -171,3 +177,25 @@ def test_the_same_message_delivered_concurrently_is_recorded_once(app, session):
     assert len({body for _, _, body in results}) == 1  # every delivery got the same TwiML
     assert session.scalar(select(func.count()).select_from(InboundMessage)) == 1
     assert session.scalar(select(func.count()).select_from(ConsentEvent)) == 2
+
+
+@pytest.mark.parametrize(
+    ("expiry_hours", "age_hours", "expected"),
+    [
+        (24, 23, ConsentStatus.PENDING),
+        (24, 25, ConsentStatus.OPTED_OUT),  # lapsed at 24 h, not the default 168 h
+        (168, 25, ConsentStatus.PENDING),
+    ],
+)
+def test_the_state_applies_the_practices_own_double_opt_in_expiry(
+    app, session, expiry_hours, age_hours, expected
+):
+    """Every reader of the state goes through ``consent.current`` with the practice, so none can
+    fall back to the default expiry (a 21610 and the enqueue check once did)."""
+    now = T0 + timedelta(days=30)
+    record(session, Category.MARKETING, Action.OPT_OUT, T0)
+    record(session, Category.MARKETING, Action.OPT_IN_REQUESTED, now - timedelta(hours=age_hours))
+    session.commit()
+    practice_ = dataclasses.replace(practice(app), double_opt_in_hours=expiry_hours)
+    state = consent.current(session, practice_, PATIENT, (Category.MARKETING,), now=now)
+    assert state[Category.MARKETING].status is expected

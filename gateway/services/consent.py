@@ -9,11 +9,11 @@ it. The reads apply the one state rule (the newest event that stands; see ``cons
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from gateway.core import consent_rules
-from gateway.core.consent_rules import DEFAULT_PENDING_TTL, ConsentState
+from gateway.core.consent_rules import ConsentState
 from gateway.core.domain import Action, Category, ConsentStatus, Source
 from gateway.services import metrics
 from gateway.store import event_outbox, ledger, outbox, send_lock
@@ -72,20 +72,19 @@ def record(
 
 def current(
     session: Session,
-    practice: str,
+    practice: Practice,
     phone: str,
     categories: Iterable[Category] = tuple(Category),
     *,
     now: datetime | None = None,
-    pending_ttl: timedelta = DEFAULT_PENDING_TTL,
 ) -> dict[Category, ConsentState[ConsentEvent]]:
     """The current state of each category for one number, with the event that set it, in one
-    query (``consent_rules.states``: a double opt-in request unanswered for ``pending_ttl`` has
-    lapsed and is passed over)."""
+    query (``consent_rules.states``: a double opt-in request unanswered for the practice's
+    ``double_opt_in_hours`` has lapsed and is passed over)."""
     wanted = tuple(categories)
     return consent_rules.states(
-        ledger.newest_first(session, practice, phone, wanted), wanted,
-        now=now or utcnow(), pending_ttl=pending_ttl,
+        ledger.newest_first(session, practice.slug, phone, wanted), wanted,
+        now=now or utcnow(), pending_ttl=consent_rules.pending_ttl(practice),
     )  # fmt: skip
 
 
@@ -107,7 +106,7 @@ def statuses(
     )  # fmt: skip
 
 
-def may_send(session: Session, practice: str, phone: str, category: Category) -> bool:
+def may_send(session: Session, practice: Practice, phone: str, category: Category) -> bool:
     """Whether consent allows a message of ``category`` to this number right now."""
     return current(session, practice, phone, (category,))[category].allows_sending
 

@@ -134,9 +134,10 @@ def react_to_error(
             practice.categories_for_sender(message.sender) if practice and message.sender else ()
         )
         categories = consent_rules.revoked(Scope.SENDER, carried)
-        states = consent.current(session, message.practice, message.phone, categories)
+        # a practice since removed from the file: its opt-outs are recorded all the same
+        states = consent.current(session, practice, message.phone, categories) if practice else {}
         for category in categories:
-            if states[category].status is ConsentStatus.OPTED_OUT:
+            if category in states and states[category].status is ConsentStatus.OPTED_OUT:
                 continue
             consent.record(
                 session, practice=message.practice, phone=message.phone, category=category,

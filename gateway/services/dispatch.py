@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask
 
 from gateway.config import Practice, Settings
-from gateway.core import consent_rules, log_fields, policy, recipients, retry
+from gateway.core import log_fields, policy, recipients, retry
 from gateway.core.domain import Category, ConsentStatus, OutboxStatus, SkipReason
 from gateway.services import consent, metrics, reconcile, reminders, sms_templates
 from gateway.services.delivery import react_to_error
@@ -148,10 +148,7 @@ def _consent_of(
     session: Session, practice: Practice, phone: str, category: Category, now: datetime
 ) -> tuple[ConsentStatus, bool]:
     """The consent ledger's reading of a number's consent (``facts.ConsentReader``)."""
-    state = consent.current(
-        session, practice.slug, phone, (category,), now=now,
-        pending_ttl=consent_rules.pending_ttl(practice),
-    )[category]  # fmt: skip
+    state = consent.current(session, practice, phone, (category,), now=now)[category]
     return state.status, state.allows_sending
 
 

@@ -38,9 +38,9 @@ def request(
 
     Already opted in, or a request still pending: nothing new (no second confirmation text).
     """
-    ttl = consent_rules.pending_ttl(practice)
-    state = consent.current(session, practice.slug, phone, (Category.MARKETING,), now=now,
-                            pending_ttl=ttl)[Category.MARKETING]  # fmt: skip
+    state = consent.current(session, practice, phone, (Category.MARKETING,), now=now)[
+        Category.MARKETING
+    ]
     if state.status in (ConsentStatus.OPTED_IN, ConsentStatus.PENDING):
         return state, None
     event = consent.record(
@@ -51,7 +51,7 @@ def request(
     message = outbox.add_scheduled(
         session, practice=practice.slug, external_id=f"optin-{event.id}", phone=phone,
         category=Category.MARKETING, template=CONFIRMATION_TEMPLATE, send_at=now,
-        expires_at=occurred_at + ttl,
+        expires_at=occurred_at + consent_rules.pending_ttl(practice),
     )  # fmt: skip
     session.commit()
     return consent_rules.state_from(Category.MARKETING, event), message
@@ -61,8 +61,7 @@ def pending_request(
     session: Session, practice: Practice, phone: str, now: datetime
 ) -> ConsentEvent | None:
     """The live double opt-in request awaiting this number's YES, if any."""
-    state = consent.current(
-        session, practice.slug, phone, (Category.MARKETING,), now=now,
-        pending_ttl=consent_rules.pending_ttl(practice),
-    )[Category.MARKETING]  # fmt: skip
+    state = consent.current(session, practice, phone, (Category.MARKETING,), now=now)[
+        Category.MARKETING
+    ]
     return state.event if state.status is ConsentStatus.PENDING else None

@@ -57,7 +57,7 @@ def admit(
         )
     exempt = False
     if request.category is Category.TRANSACTIONAL:
-        state = consent.current(session, practice.slug, request.phone, (Category.TRANSACTIONAL,))
+        state = consent.current(session, practice, request.phone, (Category.TRANSACTIONAL,))
         exempt = state[Category.TRANSACTIONAL].status is ConsentStatus.IMPLIED
     if exempt and privacy.is_suppressed(session, settings.hash_key, practice.slug,
                                         request.phone, Category.TRANSACTIONAL.value):  # fmt: skip

@@ -17,7 +17,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from gateway.config import Practice, Settings
-from gateway.core import consent_rules
 from gateway.core.domain import ConsentStatus, OutboxStatus
 from gateway.services import consent
 from gateway.store import audit, event_outbox, privacy
@@ -53,10 +52,8 @@ def purge(
     #    its state with them: if that state is an opt-out, suppress it first.
     stale = store_purge.consent_older_than(session, slug, proof_cutoff)
     suppressed = 0
-    ttl = consent_rules.pending_ttl(practice)
     for phone, category in stale:
-        state = consent.current(session, slug, phone, (category,), now=now,
-                                pending_ttl=ttl)[category]  # fmt: skip
+        state = consent.current(session, practice, phone, (category,), now=now)[category]
         if state.status is not ConsentStatus.OPTED_OUT:
             continue
         if privacy.suppress(session, practice=slug, hashed=phone_hash(settings.hash_key, phone),

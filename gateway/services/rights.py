@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from gateway.config import Practice, Settings
-from gateway.core import consent_rules
 from gateway.core.domain import ConsentStatus
 from gateway.services import consent
 from gateway.store import audit, contacts, erasure, privacy, send_lock
@@ -29,8 +28,7 @@ if TYPE_CHECKING:
 def export(session: Session, practice: Practice, phone: str, now: datetime) -> dict[str, Any]:
     """Everything held on one number in one practice, as one JSON-ready document."""
     contact = contacts.get(session, practice.slug, phone)
-    states = consent.current(session, practice.slug, phone, now=now,
-                             pending_ttl=consent_rules.pending_ttl(practice))  # fmt: skip
+    states = consent.current(session, practice, phone, now=now)
     inbound = erasure.inbound_messages(session, practice.slug, phone)
     outbound = erasure.outbound_messages(session, practice.slug, phone)
     return {
@@ -62,8 +60,7 @@ def erase(
     now = now or utcnow()
     key = settings.hash_key
     hashed = phone_hash(key, phone)
-    states = consent.current(session, practice.slug, phone, now=now,
-                             pending_ttl=consent_rules.pending_ttl(practice))  # fmt: skip
+    states = consent.current(session, practice, phone, now=now)
     suppressed = 0
     for category, state in states.items():
         if state.status is ConsentStatus.OPTED_OUT and privacy.suppress(

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from flask import g, jsonify
 
 from gateway.config import Practice, current_settings
-from gateway.core import consent_rules, recipients
+from gateway.core import recipients
 from gateway.core.consent_rules import ConsentState
 from gateway.core.domain import Action, Category, Source
 from gateway.core.errors import ValidationFailed
@@ -67,9 +67,7 @@ def get_contact(phone: str, query: PracticeQuery) -> Any:
     number = normalized_phone(phone)
     session = get_session()
     contact = contacts.get(session, practice.slug, number)
-    states = consent.current(
-        session, practice.slug, number, pending_ttl=consent_rules.pending_ttl(practice)
-    )
+    states = consent.current(session, practice, number)
     audit_event(session, "read_contact", practice, number)
     session.commit()
     return jsonify(contact_json(practice, number, contact, states))
@@ -137,9 +135,7 @@ def update_contact(phone: str, json: ContactUpdate, query: PracticeQuery) -> Any
     contacts.upsert(session, practice.slug, number, **values)
     audit_event(session, "update_contact", practice, number, fields=sorted(values))
     session.commit()
-    states = consent.current(
-        session, practice.slug, number, pending_ttl=consent_rules.pending_ttl(practice)
-    )
+    states = consent.current(session, practice, number)
     return jsonify(
         contact_json(practice, number, contacts.get(session, practice.slug, number), states)
     )
@@ -173,9 +169,7 @@ def record_consent(phone: str, json: ConsentChange, query: PracticeQuery) -> Any
     audit_event(session, "record_consent", practice, number, category=category.value,
                 consent_action=json.action, staff=json.staff)  # fmt: skip
     session.commit()
-    states = consent.current(
-        session, practice.slug, number, pending_ttl=consent_rules.pending_ttl(practice)
-    )
+    states = consent.current(session, practice, number)
     body = contact_json(practice, number, contacts.get(session, practice.slug, number), states)
     return jsonify(body), 201
 
