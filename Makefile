@@ -34,6 +34,7 @@ test: install postgres prism chromium lint
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 # Start the machine's PostgreSQL cluster if it is installed but down.
 postgres:
