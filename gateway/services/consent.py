@@ -46,7 +46,7 @@ def record(
     """
     send_lock.exclusive(session, phone)
     tracked = event_outbox.enabled(session, practice)
-    before = current(session, practice, phone, (category,))[category] if tracked else None
+    before = _status(session, practice, phone, category) if tracked else None
     now = utcnow()
     event = ledger.append(
         session, practice=practice, phone=phone, category=category, action=action,
@@ -56,18 +56,28 @@ def record(
     # express consent given: reminders the exemption's caps held back are decided again now
     outbox.reconsider_after_consent(session, practice, phone, category, action, now)
     if before is not None:
-        after = current(session, practice, phone, (category,))[category]
-        if after.status is not before.status:  # an older event recorded late changes nothing
+        after = _status(session, practice, phone, category)
+        if after is not before:  # an older event recorded late changes nothing
             event_outbox.emit(
                 session, practice, "consent.changed",
                 {"practice": practice, "phone": phone, "category": category.value,
-                 "status": after.status.value, "previous_status": before.status.value,
+                 "status": after.value, "previous_status": before.value,
                  "source": source.value, "occurred_at": event_outbox.iso(event.occurred_at)},
                 occurred_at=event.occurred_at, phone=phone,
             )  # fmt: skip
     metrics.count_on_commit(session, metrics.CONSENT_CHANGES, practice, category.value,
                             action.value, source.value)  # fmt: skip
     return event
+
+
+def _status(session: Session, practice: str, phone: str, category: Category) -> ConsentStatus:
+    """The status a ``consent.changed`` event reports, before and after an append. ``record`` is
+    given the practice's slug, not its settings, so here a double opt-in request lapses after
+    the default expiry (``consent_rules.DEFAULT_PENDING_TTL``)."""
+    return consent_rules.statuses(
+        ledger.newest_actions(session, practice, phone, (category,)), (category,),
+        now=utcnow(), pending_ttl=consent_rules.DEFAULT_PENDING_TTL,
+    )[category]  # fmt: skip
 
 
 def current(

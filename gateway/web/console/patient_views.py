@@ -13,7 +13,6 @@ from typing import Any
 from flask import abort, flash, g, redirect, render_template, request, url_for
 
 from gateway.config import Practice, current_settings
-from gateway.core import consent_rules
 from gateway.core.domain import Source
 from gateway.core.errors import ValidationFailed
 from gateway.services import consent
@@ -114,8 +113,7 @@ def consent_form(practice: str, phone: str) -> Any:
 def _consent_page(
     practice: Practice, number: str, errors: dict[str, str], values: Any, status: int = 200
 ) -> Any:
-    states = consent.current(get_session(), practice.slug, number,
-                             pending_ttl=consent_rules.pending_ttl(practice))  # fmt: skip
+    states = consent.current(get_session(), practice, number)
     return render_template(
         "console/consent_form.html", practice=practice, phone=number, states=states,
         errors=errors, values=values, channels=CHANNEL,

@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from gateway.config import Practice
-from gateway.core import consent_rules
 from gateway.core.consent_rules import ConsentState
 from gateway.core.domain import Category, OutboxStatus
 from gateway.services import consent
@@ -64,8 +63,7 @@ class PatientPage:
 
 def patient_page(session: Session, practice: Practice, phone: str, now: datetime) -> PatientPage:
     """Everything the patient page shows for one number in one practice."""
-    states = consent.current(session, practice.slug, phone, now=now,
-                             pending_ttl=consent_rules.pending_ttl(practice))  # fmt: skip
+    states = consent.current(session, practice, phone, now=now)
     timeline = list(reversed(consent.history(session, practice.slug, phone)))
     outbound = console_reads.recent_outbound(session, practice.slug, phone, RECENT_MESSAGES + 50)
     upcoming = sorted(

@@ -8,7 +8,6 @@ from typing import Any
 from flask import abort, flash, g, redirect, render_template, request, url_for
 
 from gateway.config import current_settings
-from gateway.core import consent_rules
 from gateway.core.errors import ValidationFailed
 from gateway.services import consent, review
 from gateway.store.db import get_session
@@ -86,7 +85,6 @@ def review_item(practice: str, item_id: int) -> Any:
 def _page(
     practice: Any, item: InboundMessage, errors: dict[str, str], values: Any, status: int = 200
 ) -> Any:
-    states = consent.current(get_session(), practice.slug, item.phone,
-                             pending_ttl=consent_rules.pending_ttl(practice))  # fmt: skip
+    states = consent.current(get_session(), practice, item.phone)
     return render_template("console/review_item.html", practice=practice, item=item,
                            states=states, errors=errors, values=values), status  # fmt: skip
