@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from gateway.config import Practice
-from gateway.core import confirmations
+from gateway.core import confirmations, recipients
 from gateway.core.confirmations import Candidate, Response
 from gateway.core.domain import Category, OutboxStatus
 from gateway.services import sms_templates
@@ -78,7 +78,8 @@ def plan(
         return None
     appointment_time, previous = details[chosen.key]
     contact = contacts.get(session, practice.slug, phone)
-    language = answer.language or (contact.language if contact else None) or practice.language
+    on_file = recipients.language_for(contact.language if contact else None, practice.language)
+    language = answer.language or on_file  # the language the answer was written in comes first
     reply = sms_templates.render(
         _REPLY_TEMPLATES[answer.response], language, practice=practice,
         appointment_time=appointment_time,

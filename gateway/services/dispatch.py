@@ -260,7 +260,7 @@ class Dispatcher:
                     "message %s: dispatch failed; housekeeping will take it back", message.id
                 )
                 return NOTHING
-        metrics.count_send(message.practice, message.category, result)
+        metrics.count_send(message.practice, message.category, result.outcome, result.reason)
         return result
 
     def _process_one(self, message: OutboundMessage) -> Result:

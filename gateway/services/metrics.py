@@ -93,13 +93,13 @@ def multiprocess_mode() -> bool:
 # -- counting ---------------------------------------------------------------------------------
 
 
-def count_send(practice: str, category: str, outcome: str) -> None:
-    """One dispatch outcome, as ``Dispatcher._process`` answers it: ``sent``, ``deferred``,
-    ``skipped:<reason>``, ``failed:<code>``, ``retrying:<code>``, ... (``none``: nothing)."""
-    kind, _, reason = outcome.partition(":")
-    if kind == "none":
+def count_send(practice: str, category: str, outcome: str, reason: str = "") -> None:
+    """One dispatch outcome (``sent``, ``deferred``, ``skipped``, ``failed``, ``retrying``, ...;
+    ``none`` counts nothing) and its reason (a skip reason, or a Twilio or HTTP code)."""
+    if outcome == "none":
         return
-    SENDS.labels(practice, category, kind, code_label(reason) if reason.isdigit() else reason).inc()
+    label = code_label(reason) if reason.isdigit() else reason
+    SENDS.labels(practice, category, outcome, label).inc()
 
 
 def code_label(code: int | str | None) -> str:
