@@ -24,6 +24,7 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from gateway.core.domain import EventDeliveryStatus
+from gateway.store import leases
 from gateway.store.models import EventDelivery, OutboundMessage, utcnow
 
 PENDING, DELIVERED, FAILED = (
@@ -155,32 +156,11 @@ def emit_reminder(
 def claim_due(
     session: Session, *, now: datetime, owner: str, lease: timedelta, limit: int
 ) -> list[EventDelivery]:
-    """Take up to ``limit`` due events for ``owner`` until ``now + lease``. Commits."""
-    due = (
-        select(EventDelivery.id)
-        .where(EventDelivery.status == PENDING, EventDelivery.next_attempt_at <= now)
-        .order_by(EventDelivery.next_attempt_at, EventDelivery.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-        .cte("due")
-    )
-    claimed = session.scalars(
-        update(EventDelivery)
-        .where(EventDelivery.id.in_(select(due.c.id)), EventDelivery.status == PENDING)
-        .values(next_attempt_at=now + lease, lease_owner=owner)
-        .returning(EventDelivery.id),
-        execution_options={"synchronize_session": False},
-    ).all()
-    session.commit()
-    if not claimed:
-        return []
-    return list(
-        session.scalars(
-            select(EventDelivery)
-            .where(EventDelivery.id.in_(claimed))
-            .order_by(EventDelivery.id)
-            .execution_options(populate_existing=True)
-        )
+    """Take up to ``limit`` due events for ``owner`` until ``now + lease`` (their next attempt
+    moves to the lease's end; ``gateway.store.leases.claim``). Commits."""
+    return leases.claim(
+        session, EventDelivery, waiting=EventDelivery.status == PENDING, now=now, limit=limit,
+        values={"next_attempt_at": now + lease, "lease_owner": owner},
     )
 
 

@@ -20,6 +20,7 @@ from gateway.core.domain import Action, Category, OutboxStatus
 from gateway.core.errors import Conflict
 from gateway.core.policy import CAP_REASON
 from gateway.core.reminder_request import ReminderRequest
+from gateway.store import leases
 from gateway.store.models import Contact, OutboundMessage, utcnow
 
 
@@ -75,46 +76,14 @@ def by_provider_sid(session: Session, sid: str) -> OutboundMessage | None:
 def claim_due(
     session: Session, *, now: datetime, owner: str, lease: timedelta, limit: int
 ) -> list[OutboundMessage]:
-    """Take up to ``limit`` due messages for ``owner`` until ``now + lease``. Commits."""
-    due = (
-        select(OutboundMessage.id)
-        .where(
-            OutboundMessage.status == OutboxStatus.SCHEDULED.value,
-            OutboundMessage.next_attempt_at <= now,
-        )
-        .order_by(OutboundMessage.next_attempt_at, OutboundMessage.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-        # A CTE, evaluated once: PostgreSQL may re-run a LIMIT subquery inside IN (...) per row
-        # and so claim more than ``limit`` rows.
-        .cte("due")
-    )
-    claimed = session.scalars(
-        update(OutboundMessage)
-        .where(
-            OutboundMessage.id.in_(select(due.c.id)),
-            OutboundMessage.status == OutboxStatus.SCHEDULED.value,
-        )
-        .values(
-            status=OutboxStatus.SENDING.value,
-            lease_owner=owner,
-            lease_expires_at=now + lease,
-            updated_at=now,
-        )
-        .returning(OutboundMessage.id),
-        execution_options={"synchronize_session": False},
-    ).all()
-    session.commit()
-    if not claimed:
-        return []
-    return list(
-        session.scalars(
-            select(OutboundMessage)
-            .where(OutboundMessage.id.in_(claimed))
-            .order_by(OutboundMessage.next_attempt_at, OutboundMessage.id)
-            .execution_options(populate_existing=True)
-        )
-    )
+    """Take up to ``limit`` due messages for ``owner`` until ``now + lease`` (``sending``,
+    leased; ``gateway.store.leases.claim``). Commits."""
+    return leases.claim(
+        session, OutboundMessage, waiting=OutboundMessage.status == OutboxStatus.SCHEDULED.value,
+        now=now, limit=limit,
+        values={"status": OutboxStatus.SENDING.value, "lease_owner": owner,
+                "lease_expires_at": now + lease, "updated_at": now},
+    )  # fmt: skip
 
 
 def transition(
