@@ -73,27 +73,18 @@ def build(
     def deliver_events() -> None:
         _survive_database_outage("events", deliverer.drain)
 
-    common = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
-    scheduler.add_job(
-        dispatch, "interval", seconds=settings.dispatch_interval, id="dispatch",
-        next_run_time=datetime.now(UTC), **common,
-    )  # fmt: skip
-    scheduler.add_job(
-        housekeeping, "interval", seconds=HOUSEKEEPING_SECONDS, id="housekeeping",
-        next_run_time=datetime.now(UTC), **common,
-    )  # fmt: skip
-    scheduler.add_job(
-        reconciliation, "interval", seconds=RECONCILE_SECONDS, id="reconciliation",
-        next_run_time=datetime.now(UTC), **common,
-    )  # fmt: skip
-    scheduler.add_job(
-        deliver_events, "interval", seconds=EVENTS_SECONDS, id="events",
-        next_run_time=datetime.now(UTC), **common,
-    )  # fmt: skip
-    scheduler.add_job(
-        apply_retention, "interval", hours=RETENTION_HOURS, id="retention",
-        next_run_time=datetime.now(UTC), **common,
-    )  # fmt: skip
+    jobs = (  # (job, id, interval): each runs at start, then at its interval; never two at once
+        (dispatch, "dispatch", {"seconds": settings.dispatch_interval}),
+        (housekeeping, "housekeeping", {"seconds": HOUSEKEEPING_SECONDS}),
+        (reconciliation, "reconciliation", {"seconds": RECONCILE_SECONDS}),
+        (deliver_events, "events", {"seconds": EVENTS_SECONDS}),
+        (apply_retention, "retention", {"hours": RETENTION_HOURS}),
+    )
+    for job, job_id, interval in jobs:
+        scheduler.add_job(
+            job, "interval", **interval, id=job_id, next_run_time=datetime.now(UTC),
+            max_instances=1, coalesce=True, misfire_grace_time=None,
+        )  # fmt: skip
     return scheduler
 
 
