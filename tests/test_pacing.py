@@ -85,10 +85,10 @@ class RecordingPacer(Pacer):
         super().__init__(*args, **kwargs)
         self.slots = slots
 
-    def reserve(self, sender: str) -> Slot | Busy:
-        taken = super().reserve(sender)
-        if isinstance(taken, Slot):
-            self.slots.append(taken.at)
+    def reserve_many(self, sender: str, count: int) -> list[Slot] | Busy:
+        taken = super().reserve_many(sender, count)
+        if not isinstance(taken, Busy):
+            self.slots.extend(slot.at for slot in taken)
         return taken
 
 

@@ -9,7 +9,7 @@ import pytest
 from gateway.core import policy
 from gateway.core.domain import Category, ConsentStatus, SkipReason, Unreachable
 from gateway.store import facts
-from gateway.store.models import Contact, OutboundMessage, Suppression
+from gateway.store.models import ConsentEvent, Contact, OutboundMessage, Suppression
 from gateway.store.privacy import phone_hash
 
 NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)  # Monday 10:00 in New York
@@ -18,23 +18,17 @@ GUARDIAN = "+13125550999"
 ALTERNATE = "+13055550777"
 
 
-class Reader:
-    """A consent reader that answers ``status`` and remembers whom it was asked about."""
-
-    def __init__(self, status: ConsentStatus = ConsentStatus.IMPLIED, allows: bool = True):
-        self.answer = (status, allows)
-        self.asked: list[tuple[str, str, Category]] = []
-
-    def __call__(self, session, practice, phone, category, now):
-        assert now == NOW
-        self.asked.append((practice.slug, phone, category))
-        return self.answer
+def consent(session, phone: str, action: str, category: str = "transactional") -> None:
+    """A consent event in the ledger (what the reader of facts reads)."""
+    session.add(ConsentEvent(practice="shared", phone=phone, category=category, action=action,
+                             source="api", occurred_at=NOW - timedelta(days=1),
+                             recorded_at=NOW - timedelta(days=1), evidence={}))  # fmt: skip
 
 
 def due(
     practice: str = "shared", category: str = "transactional", expires_at: datetime | None = None
 ) -> OutboundMessage:
-    return OutboundMessage(practice=practice, phone=PATIENT, category=category,
+    return OutboundMessage(id=1, practice=practice, phone=PATIENT, category=category,
                            template="appointment_reminder", expires_at=expires_at)  # fmt: skip
 
 
@@ -45,20 +39,17 @@ def sent(session, to: str, at: datetime, category: str = "transactional") -> Non
     ))  # fmt: skip
 
 
-def gather(app, session, message, reader=None):
+def gather(app, session, message):
     settings = app.extensions["gateway.settings"]
-    return facts.gather(
-        session, message, settings.practices[message.practice], now=NOW,
-        hash_key=settings.hash_key, consent_of=reader or Reader(),
-    )  # fmt: skip
+    found = facts.gather(session, [message], settings.practices, now=NOW,
+                         hash_key=settings.hash_key)  # fmt: skip
+    return found[message.id]
 
 
 def test_a_number_the_practice_knows_nothing_about(app, session):
-    reader = Reader()
-    found = gather(app, session, due(expires_at=NOW + timedelta(hours=6)), reader)
+    found = gather(app, session, due(expires_at=NOW + timedelta(hours=6)))
     assert found.recipient == PATIENT
     assert (found.recipient_language, found.patient_language) == (None, None)
-    assert reader.asked == [("shared", PATIENT, Category.TRANSACTIONAL)]
     assert found.facts == policy.Facts(
         expires_at=NOW + timedelta(hours=6), consent_status=ConsentStatus.IMPLIED,
         consent_allows=True, category=Category.TRANSACTIONAL, has_sender=True,
@@ -73,13 +64,14 @@ def test_a_minors_text_goes_to_the_guardian_with_the_guardians_record(app, sessi
         Contact(practice="shared", phone=GUARDIAN, time_zone="America/Denver",
                 unreachable="not_mobile"),
     ])  # fmt: skip
+    consent(session, GUARDIAN, "opt_in")
+    consent(session, PATIENT, "opt_out")  # the patient's own consent is not the recipient's
     session.commit()
-    reader = Reader(ConsentStatus.OPTED_IN)
-    found = gather(app, session, due(), reader)
+    found = gather(app, session, due())
     assert found.recipient == GUARDIAN
     assert (found.recipient_language, found.patient_language) == (None, "es")
-    assert reader.asked == [("shared", GUARDIAN, Category.TRANSACTIONAL)]
     assert found.facts.consent_status is ConsentStatus.OPTED_IN
+    assert found.facts.consent_allows
     assert found.facts.unreachable is Unreachable.NOT_MOBILE
     assert found.facts.zones == ("America/Denver",)  # the record's zone wins over the number's
     assert facts.numbers(session, "shared", PATIENT) == {PATIENT, GUARDIAN}
@@ -89,13 +81,11 @@ def test_nobody_may_receive_it_and_no_consent_is_read(app, session):
     session.add(Contact(practice="split", phone=PATIENT, date_of_birth=date(2010, 6, 1),
                         guardian_phone=GUARDIAN, language="es"))  # fmt: skip
     session.commit()
-    reader = Reader()
-    found = gather(app, session, due("split"), reader)
+    found = gather(app, session, due("split"))
     assert found.recipient is None
     assert found.facts.recipient_block is SkipReason.UNDER_MINIMUM_AGE
     assert (found.facts.consent_status, found.facts.consent_allows) == (ConsentStatus.NONE, False)
     assert (found.recipient_language, found.patient_language) == (None, "es")
-    assert reader.asked == []
     assert policy.decide(found.facts, NOW) == policy.Skip(SkipReason.UNDER_MINIMUM_AGE)
 
 

@@ -9,11 +9,12 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask, current_app, g, has_request_context
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
@@ -270,3 +271,14 @@ def _after_commit(session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _after_rollback(session: Session) -> None:
     session.info.pop(_ON_COMMIT, None)
+
+
+@contextmanager
+def session_on(connection: Connection) -> Iterator[Session]:
+    """A session on ``connection`` (whose session-level locks outlive its transactions); what
+    it left uncommitted is rolled back at the end."""
+    with Session(bind=connection, expire_on_commit=False) as session:
+        try:
+            yield session
+        finally:
+            session.rollback()

@@ -1,45 +1,38 @@
-"""The facts of a send decision, read from the database in the caller's transaction.
+"""The facts of send decisions, read from the database in the caller's transaction.
 
-``gather`` reads what ``gateway.core.policy.decide`` needs to know about one due message, and
-decides nothing: the patient's contact record and who receives the text
+``gather`` reads what ``gateway.core.policy.decide`` needs to know about each message of a
+claimed batch, and decides nothing: the patient's contact record and who receives the text
 (``gateway.core.recipients.resolve``), the recipient's own record (unreachable, time zone,
-language), the recipient's consent for the category (read by the consent ledger's function the
-caller passes), the sends to the recipient in the last ``policy.RECENT``, and the suppression list.
-What the text says (``body_chars``, ``body_segments``, ``confirms_opt_in``) the caller fills in
-once it has rendered it.
+language), the recipient's consent for the category (the consent ledger's newest events, read
+by ``gateway.core.consent_rules.statuses`` with the practice's double opt-in expiry), the sends to
+the recipient in the last ``policy.RECENT``, and the suppression list. What the text says
+(``body_chars``, ``body_segments``, ``confirms_opt_in``) the caller fills in once it has rendered
+it.
 
-Queries for one message: the patient's contact, the recipient's when another number receives it,
-the consent, the recent sends, the suppression list (none but the first when nobody may receive
-it). A batched form (a claimed batch in a constant number of queries) is to answer the same
-``Gathered`` per message, so that the policy does not change with it.
+Queries for a whole batch, whatever its size: the patients' contacts; the other recipients'
+(guardians, alternate numbers) when there are any; then, when anyone may receive a text, the
+recipients' consent events, their recent sends and the suppression list: five at most.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
 from gateway.config import Practice
-from gateway.core import phone, policy, recipients, windows
-from gateway.core.domain import Category, ConsentStatus
-from gateway.store import contacts, outbox, privacy
-from gateway.store.models import Contact, OutboundMessage
+from gateway.core import consent_rules, phone, policy, recipients, windows
+from gateway.core.domain import Category, ConsentStatus, OutboxStatus
+from gateway.store.models import ConsentEvent, Contact, OutboundMessage, Suppression
+from gateway.store.privacy import phone_hash
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
-
-
-class ConsentReader(Protocol):
-    """The consent ledger's reading of one number's consent for one category at ``now``: its
-    status, and whether that status allows texts of the category."""
-
-    def __call__(
-        self, session: Session, practice: Practice, phone: str, category: Category, now: datetime
-    ) -> tuple[ConsentStatus, bool]: ...
 
 
 @dataclass(frozen=True)
@@ -56,77 +49,201 @@ class Gathered:
     patient_language: str | None
 
 
+#: (practice, number)
+Key = tuple[str, str]
+
+
+def _contacts(session: Session, keys: Iterable[Key]) -> dict[Key, Contact]:
+    """The contact records of ``keys`` (one query; numbers without a record left out)."""
+    wanted = set(keys)
+    if not wanted:
+        return {}
+    rows = session.scalars(
+        select(Contact).where(
+            Contact.practice.in_({p for p, _ in wanted}),
+            Contact.phone.in_({n for _, n in wanted}),
+        )
+    )
+    return {(c.practice, c.phone): c for c in rows if (c.practice, c.phone) in wanted}
+
+
 def numbers(session: Session, practice: str, number: str) -> frozenset[str]:
     """Every number a message to ``number`` may go to: itself, and the guardian's and the
     alternate number on its contact record (one query)."""
-    row = session.execute(
-        select(Contact.guardian_phone, Contact.alternate_phone).where(
-            Contact.practice == practice, Contact.phone == number
-        )
-    ).first()
-    return frozenset(p for p in (number, *(row or ())) if p)
+    return numbers_of(session, [(practice, number)])[(practice, number)]
+
+
+def numbers_of(session: Session, keys: Iterable[Key]) -> dict[Key, frozenset[str]]:
+    """``numbers`` for each of ``keys`` (one query for all)."""
+    wanted = set(keys)
+    found = _contacts(session, wanted)
+    out = {}
+    for key in wanted:
+        contact = found.get(key)
+        extra = (contact.guardian_phone, contact.alternate_phone) if contact else ()
+        out[key] = frozenset(p for p in (key[1], *extra) if p)
+    return out
 
 
 def gather(
     session: Session,
-    message: OutboundMessage,
-    practice: Practice,
+    messages: Sequence[OutboundMessage],
+    practices: Mapping[str, Practice],
     *,
     now: datetime,
     hash_key: str,
-    consent_of: ConsentReader,
-) -> Gathered:
-    """The facts of ``message`` at ``now`` (aware UTC), read in ``session``'s transaction.
+) -> dict[int, Gathered]:
+    """The facts of each of ``messages`` at ``now`` (aware UTC), by message id, read in
+    ``session``'s transaction (five queries at most, see the module's notes).
 
-    ``practice`` is the message's practice from the settings; ``hash_key`` the key of the
-    suppression list's hashes (``Settings.hash_key``).
+    ``practices``: the practices of the settings (every message's practice must be there);
+    ``hash_key`` the key of the suppression list's hashes (``Settings.hash_key``).
     """
-    category = message.category
-    patient = contacts.get(session, message.practice, message.phone)
-    today = now.astimezone(ZoneInfo(practice.time_zone)).date()
-    person = recipients.Person(
-        phone=message.phone,
-        date_of_birth=patient.date_of_birth if patient else None,
-        guardian_phone=patient.guardian_phone if patient else None,
-        alternate_phone=patient.alternate_phone if patient else None,
-        do_not_text=bool(patient and patient.do_not_text),
-    )
-    recipient = recipients.resolve(
-        person, category, today, minimum_age=practice.minimum_age,
-        guardian_required_under=practice.guardian_required_under,
+    patients = _contacts(session, {(m.practice, m.phone) for m in messages})
+    resolved: dict[int, tuple[recipients.Recipient, policy.Facts]] = {}
+    for message in messages:
+        practice = practices[message.practice]
+        patient = patients.get((message.practice, message.phone))
+        today = now.astimezone(ZoneInfo(practice.time_zone)).date()
+        person = recipients.Person(
+            phone=message.phone,
+            date_of_birth=patient.date_of_birth if patient else None,
+            guardian_phone=patient.guardian_phone if patient else None,
+            alternate_phone=patient.alternate_phone if patient else None,
+            do_not_text=bool(patient and patient.do_not_text),
+        )
+        category = Category(message.category)
+        recipient = recipients.resolve(
+            person, category, today, minimum_age=practice.minimum_age,
+            guardian_required_under=practice.guardian_required_under,
+        )  # fmt: skip
+        # the message's and its practice's facts; the recipient's once someone may receive it
+        resolved[message.id] = (
+            recipient,
+            policy.Facts(
+                expires_at=message.expires_at,
+                consent_status=ConsentStatus.NONE,
+                consent_allows=False,
+                category=category,
+                has_sender=category in practice.senders,
+                recipient_block=recipient.block,
+                window=practice.windows[category],
+                limits=policy.Limits(
+                    marketing_per_day=practice.marketing_per_day,
+                    transactional_per_day=practice.transactional_per_day,
+                    transactional_per_week=practice.transactional_per_week,
+                ),
+            ),
+        )
+    reached = {
+        (m.practice, resolved[m.id][0].phone)
+        for m in messages
+        if resolved[m.id][0].phone is not None
+    }
+    others = _contacts(session, reached - patients.keys()) if reached - patients.keys() else {}
+    contacts = {**patients, **others}
+    consent = _consent(session, reached, practices, now)
+    recent = _recent_sends(session, reached, now - policy.RECENT)
+    suppressed = _suppressed(session, reached, hash_key)
+
+    out = {}
+    for message in messages:
+        recipient, facts = resolved[message.id]
+        patient = patients.get((message.practice, message.phone))
+        patient_language = patient.language if patient else None
+        if recipient.phone is None:
+            out[message.id] = Gathered(facts, None, None, patient_language)
+            continue
+        to = recipient.phone
+        key = (message.practice, to)
+        target = contacts.get(key)
+        status = consent[key][facts.category]
+        facts = replace(
+            facts,
+            consent_status=status,
+            consent_allows=consent_rules.may_send_in(facts.category, status),
+            unreachable=target.unreachable if target else None,
+            zones=windows.zones_for(
+                target.time_zone if target else None,
+                phone.time_zones(to),
+                practices[message.practice].time_zone,
+            ),
+            recent_sends=tuple(recent.get((*key, facts.category), ())),
+            suppressed=(*key, facts.category) in suppressed,
+        )
+        out[message.id] = Gathered(facts, to, target.language if target else None,
+                                   patient_language)  # fmt: skip
+    return out
+
+
+_EVENTS = ConsentEvent.__table__
+
+
+def _consent(
+    session: Session, keys: set[Key], practices: Mapping[str, Practice], now: datetime
+) -> dict[Key, dict[Category, ConsentStatus]]:
+    """Each number's consent status per category (one query over the ledger's deciding columns,
+    newest first, read as ``consent_rules.statuses`` reads one number's)."""
+    if not keys:
+        return {}
+    events: dict[Key, list[object]] = defaultdict(list)
+    rows = session.execute(
+        select(_EVENTS.c.practice, _EVENTS.c.phone, _EVENTS.c.category, _EVENTS.c.action,
+               _EVENTS.c.occurred_at)
+        .where(_EVENTS.c.practice.in_({p for p, _ in keys}),
+               _EVENTS.c.phone.in_({n for _, n in keys}))
+        .order_by(_EVENTS.c.occurred_at.desc(), _EVENTS.c.id.desc())
     )  # fmt: skip
-    # the message's and its practice's facts; the recipient's once someone may receive it
-    facts = policy.Facts(
-        expires_at=message.expires_at,
-        consent_status=ConsentStatus.NONE,
-        consent_allows=False,
-        category=category,
-        has_sender=category in practice.senders,
-        recipient_block=recipient.block,
-        window=practice.windows[category],
-        limits=policy.Limits(
-            marketing_per_day=practice.marketing_per_day,
-            transactional_per_day=practice.transactional_per_day,
-            transactional_per_week=practice.transactional_per_week,
-        ),
+    for row in rows:
+        events[(row.practice, row.phone)].append(row)
+    return {
+        key: consent_rules.statuses(
+            events.get(key, ()),
+            tuple(Category),
+            now=now,
+            pending_ttl=consent_rules.pending_ttl(practices[key[0]]),
+        )  # fmt: skip
+        for key in keys
+    }
+
+
+def _recent_sends(
+    session: Session, keys: set[Key], since: datetime
+) -> dict[tuple[str, str, Category], list[datetime]]:
+    """When messages went to each number since ``since``, by (practice, number, category),
+    counting those whose request is under way or whose outcome is not known yet (one query)."""
+    if not keys:
+        return {}
+    m = OutboundMessage
+    to = (m.practice.in_({p for p, _ in keys}), m.sent_to.in_({n for _, n in keys}))
+    sent = select(m.practice, m.sent_to, m.category, m.sent_at.label("at")).where(
+        *to, m.sent_at >= since
     )
-    patient_language = patient.language if patient else None
-    if recipient.phone is None:
-        return Gathered(facts, None, None, patient_language)
-    to = recipient.phone
-    target = patient if to == message.phone else contacts.get(session, message.practice, to)
-    status, allows = consent_of(session, practice, to, category, now)
-    facts = replace(
-        facts,
-        consent_status=status,
-        consent_allows=allows,
-        unreachable=target.unreachable if target else None,
-        zones=windows.zones_for(
-            target.time_zone if target else None, phone.time_zones(to), practice.time_zone
-        ),
-        recent_sends=outbox.recent_sends(
-            session, message.practice, to, category.value, now - policy.RECENT
-        ),
-        suppressed=privacy.is_suppressed(session, hash_key, message.practice, to, category.value),
+    in_flight = select(m.practice, m.sent_to, m.category, m.send_started_at).where(
+        *to,
+        m.status.in_([OutboxStatus.SENDING.value, OutboxStatus.UNCERTAIN.value]),
+        m.sent_at.is_(None),
+        m.send_started_at >= since,
     )
-    return Gathered(facts, to, target.language if target else None, patient_language)
+    found: dict[tuple[str, str, Category], list[datetime]] = defaultdict(list)
+    for practice, number, category, at in session.execute(sent.union_all(in_flight)):
+        found[(practice, number, Category(category))].append(at)
+    return found
+
+
+def _suppressed(session: Session, keys: set[Key], hash_key: str) -> set[tuple[str, str, Category]]:
+    """(practice, number, category) of each of ``keys`` on the suppression list (one query)."""
+    if not keys:
+        return set()
+    numbers = {phone_hash(hash_key, n): n for _, n in keys}
+    rows = session.execute(
+        select(Suppression.practice, Suppression.phone_hash, Suppression.category).where(
+            Suppression.practice.in_({p for p, _ in keys}),
+            Suppression.phone_hash.in_(numbers),
+        )
+    )
+    return {
+        (practice, numbers[hashed], Category(category))
+        for practice, hashed, category in rows
+        if (practice, numbers[hashed]) in keys
+    }

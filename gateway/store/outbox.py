@@ -8,11 +8,12 @@ single writer (``BEGIN IMMEDIATE``), which gives the same guarantee on one machi
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import case, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -116,6 +117,58 @@ def transition(
         execution_options={"synchronize_session": False},
     )
     return result.rowcount == 1
+
+
+def transition_many(
+    session: Session,
+    changes: Mapping[int, Mapping[str, Any]],
+    expected: OutboxStatus | Iterable[OutboxStatus],
+    *,
+    owner: str | None = None,
+    phones: Mapping[int, str] | None = None,
+    **common: Any,
+) -> set[int]:
+    """``transition`` for many messages at once: each message ``id`` in ``changes`` gets its own
+    values ``changes[id]`` and ``common``, if it is still in ``expected`` (and leased by
+    ``owner``, and still for ``phones[id]``, if given). One UPDATE for each set of changed
+    columns (a ``CASE`` on the id where the values differ).
+
+    Does not commit. Returns the ids updated.
+    """
+    statuses = [expected] if isinstance(expected, OutboxStatus) else list(expected)
+    table = OutboundMessage.__table__
+    by_columns: dict[frozenset[str], list[int]] = defaultdict(list)
+    for message_id, values in changes.items():
+        by_columns[frozenset(values)].append(message_id)
+    moved: set[int] = set()
+    for columns, ids in by_columns.items():
+        conditions = [table.c.id.in_(ids), table.c.status.in_([s.value for s in statuses])]
+        if owner is not None:
+            conditions.append(table.c.lease_owner == owner)
+        if phones is not None:
+            conditions.append(table.c.phone == _per_id(table.c.phone, {i: phones[i] for i in ids}))
+        values = {name: _plain(value) for name, value in common.items()}
+        for name in columns:
+            values[name] = _per_id(table.c[name], {i: _plain(changes[i][name]) for i in ids})
+        values.setdefault("updated_at", utcnow())
+        moved.update(session.scalars(update(table).where(*conditions).values(**values)
+                                     .returning(table.c.id)))  # fmt: skip
+    return moved
+
+
+def _plain(value: Any) -> Any:
+    return value.value if isinstance(value, OutboxStatus) else value
+
+
+def _per_id(column: Any, values: Mapping[int, Any]) -> Any:
+    """One value for every id, or a ``CASE`` on the id (each value typed as ``column``)."""
+    distinct = set(map(repr, values.values()))
+    if len(distinct) == 1:
+        return literal(next(iter(values.values())), column.type)
+    table = OutboundMessage.__table__
+    return case(
+        {i: literal(v, column.type) for i, v in values.items()}, value=table.c.id, else_=column
+    )
 
 
 #: an erased message's number is replaced by this prefix and a keyed hash

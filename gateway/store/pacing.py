@@ -2,9 +2,10 @@
 across all scheduler processes on all machines.
 
 Each sender (a number or a Messaging Service) has one row holding its next free slot, in seconds
-since the epoch. Reserving a slot is one UPDATE that moves the row forward by ``1 / rate``;
-PostgreSQL's row lock (SQLite's single writer) makes concurrent reservations take distinct
-slots. A dispatcher then waits for its slot. A slot further away than ``horizon`` is not taken:
+since the epoch. Reserving slots reads the row under its lock (``FOR UPDATE`` on PostgreSQL,
+SQLite's single writer) and moves it forward by ``1 / rate`` a slot, in one transaction, so
+concurrent reservations take distinct slots; a dispatcher reserves the slots of a whole batch
+at once. A dispatcher then waits for its slot. A slot further away than ``horizon`` is not taken:
 the message goes back to the outbox for that time, so a long queue behind a slow sender does not
 hold a dispatcher's threads.
 
@@ -19,7 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import case, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -66,37 +67,45 @@ class Pacer:
 
     def reserve(self, sender: str) -> Slot | Busy:
         """Take the sender's next slot if it is within the horizon."""
+        slots = self.reserve_many(sender, 1)
+        return slots if isinstance(slots, Busy) else slots[0]
+
+    def reserve_many(self, sender: str, count: int) -> list[Slot] | Busy:
+        """Take up to ``count`` of the sender's next slots, one interval apart, as many as lie
+        within the horizon (at least one), in one transaction; ``Busy`` when even the next is
+        beyond it."""
         now = self.now()
         rate = self.rates.get(sender)
         if not rate:
-            return Slot(now)
+            return [Slot(now)] * count
         interval = 1.0 / rate
         row = SenderPacing.__table__
-        stale = row.c.next_slot > now + self.horizon + interval + SKEW
-        start = case((row.c.next_slot < now, now), (stale, now), else_=row.c.next_slot)
         for _ in range(3):
             with self.sessions() as session:
-                taken = session.execute(
-                    update(row)
-                    .where(row.c.sender == sender, (row.c.next_slot <= now + self.horizon) | stale)
-                    .values(next_slot=start + interval)
-                    .returning(row.c.next_slot)
-                ).scalar()
-                if taken is not None:
-                    session.commit()
-                    return Slot(taken - interval)
-                next_free = session.scalar(select(row.c.next_slot).where(row.c.sender == sender))
-                if next_free is not None:
+                next_slot = session.scalar(
+                    select(row.c.next_slot).where(row.c.sender == sender).with_for_update()
+                )
+                if next_slot is None:
+                    start = now
+                elif next_slot < now or next_slot > now + self.horizon + interval + SKEW:
+                    start = now  # idle, or a clock that went back (see the module's notes)
+                elif next_slot > now + self.horizon:
                     session.rollback()
-                    if next_free > now + self.horizon:
-                        return Busy(next_free)
-                    continue  # another dispatcher created the row meanwhile: reserve again
+                    return Busy(next_slot)
+                else:
+                    start = next_slot
+                taken = min(count, int((now + self.horizon - start) / interval) + 1)
+                values = {"next_slot": start + taken * interval}
                 try:
-                    session.execute(insert(row).values(sender=sender, next_slot=now + interval))
+                    if next_slot is None:
+                        session.execute(insert(row).values(sender=sender, **values))
+                    else:
+                        session.execute(update(row).where(row.c.sender == sender).values(**values))
                     session.commit()
-                    return Slot(now)
-                except IntegrityError:  # another dispatcher created the row first: reserve again
+                except IntegrityError:  # another dispatcher created the row first: again
                     session.rollback()
+                    continue
+                return [Slot(start + n * interval) for n in range(taken)]
         raise RuntimeError(f"could not reserve a slot for {sender}")  # pragma: no cover
 
     def wait(self, slot: Slot) -> None:

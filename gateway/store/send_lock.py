@@ -27,12 +27,14 @@ import fcntl
 import os
 import threading
 import time
+import weakref
 import zlib
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, event, func, select
+from sqlalchemy import Connection, Engine, event, func, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -52,53 +54,39 @@ def supported(dialect_name: str) -> bool:
     return dialect_name == "postgresql"
 
 
-def hold(connection: Connection, phones: Iterable[str]) -> list[int]:
-    """Lock each number (in a fixed order, so that no two holders deadlock) until ``release``
-    or the connection closes; commits; returns the keys."""
-    keys = sorted({key(p) for p in phones})
-    for k in keys:
+def try_hold(connection: Connection, phones: Iterable[str]) -> set[str]:
+    """Lock each number that nobody else holds, without waiting (one statement; try-locks
+    cannot deadlock), until ``release`` or the connection closes; commits. Returns the numbers
+    locked."""
+    by_key = {key(p): p for p in phones}
+    if not by_key:
+        return set()
+    taken = connection.execute(
+        text("SELECT k FROM unnest(CAST(:keys AS bigint[])) AS t(k) WHERE pg_try_advisory_lock(k)"),
+        {"keys": sorted(by_key)},
+    ).scalars()
+    locked = {by_key[k] for k in taken}
+    connection.commit()
+    return locked
+
+
+def hold(connection: Connection, phones: Iterable[str]) -> None:
+    """Lock each number, waiting for its holder (in a fixed order, so that no two waiting
+    holders deadlock), until ``release`` or the connection closes; commits."""
+    for k in sorted({key(p) for p in phones}):
         connection.execute(select(func.pg_advisory_lock(k)))
     connection.commit()
-    return keys
 
 
-def release(connection: Connection, keys: Iterable[int]) -> None:
-    for k in keys:
-        connection.execute(select(func.pg_advisory_unlock(k)))
-    connection.commit()
-
-
-@contextmanager
-def holding(engine: Engine, phones: Iterable[str]) -> Iterator[Session]:
-    """A session on a connection of its own that holds each number's lock (``hold``) for the
-    block; after it, the session's transaction is rolled back and the locks released."""
-    with engine.connect() as connection:
-        keys = hold(connection, phones)
-        try:
-            with Session(bind=connection, expire_on_commit=False) as session:
-                yield session
-        finally:
-            connection.rollback()
-            release(connection, keys)
-
-
-class Striped:
-    """The same exclusion between the threads of one process, on any database: a fixed set of
-    locks, a number mapped to one of them (numbers sharing a lock just wait a little)."""
-
-    def __init__(self, stripes: int = 256) -> None:
-        self._locks = [threading.Lock() for _ in range(stripes)]
-
-    @contextmanager
-    def hold(self, phones: Iterable[str]) -> Iterator[None]:
-        taken = [self._locks[i] for i in sorted({key(p) % len(self._locks) for p in phones})]
-        for lock in taken:
-            lock.acquire()
-        try:
-            yield
-        finally:
-            for lock in reversed(taken):
-                lock.release()
+def release(connection: Connection, phones: Iterable[str]) -> None:
+    """Let go of numbers ``try_hold`` or ``hold`` locked on ``connection`` (one statement)."""
+    keys = sorted({key(p) for p in phones})
+    if keys:
+        connection.execute(
+            text("SELECT pg_advisory_unlock(k) FROM unnest(CAST(:keys AS bigint[])) AS t(k)"),
+            {"keys": keys},
+        )
+        connection.commit()
 
 
 class FileLocks:
@@ -220,3 +208,173 @@ def release_all(session: Session) -> None:
 def _release_at_transaction_end(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None and session.info.get(_HELD):
         release_all(session)
+
+
+class Held:
+    """The numbers this process's dispatchers hold, a batch at a time (one per database).
+
+    Three layers, so that two holders never send to one number at once: the exact numbers held
+    in this process (any database; threads of one process, and two dispatchers in one process);
+    on PostgreSQL, advisory locks on the holder's connection (``try_hold``/``hold``); on a SQLite
+    file, ``flock`` stripes (``FileLocks``) kept open once per process however many of its
+    numbers share them, so that one batch's numbers do not shut out another batch of the same
+    process on a shared stripe.
+
+    ``try_take`` never waits: a batch takes what is free and leaves the rest for ``take``, which
+    waits (in a fixed order: no two waiting holders deadlock).
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.postgres = supported(engine.dialect.name)
+        self.files = file_locks(engine)
+        self._numbers: set[str] = set()
+        self._wanted: Counter[str] = Counter()  # numbers ``take`` is (about to be) waiting for
+        self._free = threading.Condition()
+        self._stripes: dict[int, list[int]] = {}  # stripe -> [open file, numbers using it]
+
+    def try_take(
+        self, groups: Iterable[frozenset[str]], connection: Connection | None = None
+    ) -> list[bool]:
+        """Take every number of each group whose numbers are all free, without waiting
+        (``connection``: PostgreSQL's, which then holds the advisory locks). Returns, per
+        group, whether it was taken."""
+        groups = list(groups)
+        taken = [False] * len(groups)
+        with self._free:
+            for n, numbers in enumerate(groups):
+                if self._wanted.keys() & numbers or numbers & self._numbers:
+                    continue  # held here, or waited for here: those waiting go first
+                if self._take_stripes(numbers, blocking=False):
+                    self._numbers |= numbers
+                    taken[n] = True
+        if self.postgres and connection is not None and any(taken):
+            wanted = set().union(*(g for g, t in zip(groups, taken, strict=True) if t))
+            try:
+                locked = try_hold(connection, wanted)
+            except BaseException:
+                self._give_back_here(wanted)
+                raise
+            refused = [n for n, g in enumerate(groups) if taken[n] and not g <= locked]
+            if refused:
+                back = set().union(*(groups[n] for n in refused))
+                release(connection, back & locked)
+                self._give_back_here(back)
+                for n in refused:
+                    taken[n] = False
+        return taken
+
+    def want(self, numbers: Iterable[str]) -> None:
+        """Say that ``take`` will be called for ``numbers``: until then ``try_take`` leaves
+        them (so that a holder that does not wait cannot overtake, forever, one that does)."""
+        with self._free:
+            self._wanted.update(numbers)
+
+    def unwant(self, numbers: Iterable[str]) -> None:
+        """Take back a ``want`` for which ``take`` will not be called."""
+        with self._free:
+            self._wanted.subtract(numbers)
+            self._wanted = +self._wanted
+
+    def take(self, numbers: frozenset[str], connection: Connection | None = None) -> None:
+        """Take ``numbers`` (which ``want`` announced), waiting for whoever holds them, here or
+        in another process."""
+        with self._free:
+            self._free.wait_for(lambda: not numbers & self._numbers)
+            self._numbers |= numbers
+            self._wanted.subtract(numbers)
+            self._wanted = +self._wanted  # drops the numbers nobody waits for any more
+        try:
+            self._take_stripes(numbers, blocking=True)
+        except BaseException:
+            with self._free:
+                self._numbers -= numbers
+                self._free.notify_all()
+            raise
+        if self.postgres and connection is not None:
+            try:
+                hold(connection, numbers)
+            except BaseException:
+                self._give_back_here(set(numbers))
+                raise
+
+    def give_back(self, numbers: Iterable[str], connection: Connection | None = None) -> None:
+        """Let go of numbers taken by ``try_take`` or ``take`` (on the same ``connection``)."""
+        numbers = set(numbers)
+        try:
+            if self.postgres and connection is not None and numbers:
+                release(connection, numbers)
+        finally:
+            self._give_back_here(numbers)
+
+    def _give_back_here(self, numbers: set[str]) -> None:
+        with self._free:
+            self._numbers -= numbers
+            self._drop_stripes(numbers)
+            self._free.notify_all()
+
+    def _take_stripes(self, numbers: frozenset[str], *, blocking: bool) -> bool:
+        """Count ``numbers`` on their file stripes, locking those this process does not hold
+        yet. Non-blocking: called with ``_free`` held, all or nothing. Blocking: called without
+        it (the wait is for another process), stripe by stripe in order."""
+        if self.files is None:
+            return True
+        files, taken = self.files, []
+        for stripe in sorted({files.stripe(p) for p in numbers}):
+            if blocking:
+                try:
+                    self._wait_for_stripe(stripe)
+                except BaseException:
+                    with self._free:
+                        self._drop(taken)
+                    raise
+                taken.append(stripe)
+                continue
+            known = self._stripes.get(stripe)
+            if known is None:
+                fd = files.acquire(stripe, blocking=False)
+                if fd is None:
+                    self._drop(taken)
+                    return False
+                known = self._stripes[stripe] = [fd, 0]
+            known[1] += 1
+            taken.append(stripe)
+        return True
+
+    def _wait_for_stripe(self, stripe: int) -> None:
+        with self._free:
+            known = self._stripes.get(stripe)
+            if known is not None:
+                known[1] += 1
+                return
+        assert self.files is not None
+        fd = self.files.acquire(stripe)  # waits for the other process
+        assert fd is not None
+        with self._free:
+            known = self._stripes.setdefault(stripe, [fd, 0])
+            if known[0] != fd:  # this process took it meanwhile
+                FileLocks.release(fd)
+            known[1] += 1
+
+    def _drop_stripes(self, numbers: Iterable[str]) -> None:
+        if self.files is not None:
+            self._drop(sorted({self.files.stripe(p) for p in numbers}))
+
+    def _drop(self, stripes: Iterable[int]) -> None:
+        for stripe in stripes:
+            known = self._stripes[stripe]
+            known[1] -= 1
+            if known[1] == 0:
+                FileLocks.release(known[0])
+                del self._stripes[stripe]
+
+
+_held: weakref.WeakKeyDictionary[Engine, Held] = weakref.WeakKeyDictionary()
+_held_guard = threading.Lock()
+
+
+def held(engine: Engine) -> Held:
+    """The process's ``Held`` for ``engine``'s database (one per engine)."""
+    with _held_guard:
+        if (found := _held.get(engine)) is None:
+            found = _held[engine] = Held(engine)
+        return found
