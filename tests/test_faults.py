@@ -240,7 +240,9 @@ def test_the_database_going_away_mid_pass_loses_and_duplicates_nothing(
 ):
     """The dispatcher's database connections are reset while its sends are in flight, and new
     ones refused: the sends it could not record are left leased, become uncertain, are found at
-    Twilio, and nothing is sent twice."""
+    Twilio, and nothing is sent twice; the requests of the batch not yet made when the failure
+    was noticed are not made (their numbers' locks went with the connection), are not found at
+    Twilio, and are sent once on the next pass."""
     if not database_url.startswith("postgresql"):
         pytest.skip("SQLite is a file: it does not go away")
     count, concurrency = 12, 4
@@ -269,7 +271,9 @@ def test_the_database_going_away_mid_pass_loses_and_duplicates_nothing(
         thread.join(timeout=HANG_GUARD)
         assert not thread.is_alive()
         in_flight = len(server.messages)
-        assert in_flight == concurrency
+        # the held requests, and at most one more a thread before the failure is noticed: the
+        # requests of the batch not yet made when it was are not made
+        assert concurrency <= in_flight <= 2 * concurrency < count
         assert statuses(app)["sending"] >= in_flight
 
         proxy.restore()  # the database is back: housekeeping, reconciliation, the next pass

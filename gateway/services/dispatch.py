@@ -1,18 +1,35 @@
-"""Dispatch: claim due messages, gather their facts, render, decide, pace, send, record.
+"""Dispatch: claim due messages a batch at a time, gather their facts, decide, pace, send, record.
 
-Each message is decided at the moment of sending (a STOP that arrived after enqueue wins), in its
-own short transaction, and the request to Twilio happens outside any transaction. The decision is
-``gateway.core.policy.decide``'s alone, over the facts ``gateway.store.facts.gather`` reads in that
-transaction and the text, rendered once (``reminders.render_text``): what is sent is the text the
-policy measured. Just before the request, ``send_started_at`` is committed: if the process dies
-after that, housekeeping marks the message ``uncertain`` and reconciliation asks Twilio before
-anything is sent again.
+A claimed batch goes through one pipeline (``_Pipeline``), in the dispatcher's thread but for
+the requests:
 
-Sends run on a thread pool (``concurrency`` requests in flight at most), so Twilio's latency does
-not bound throughput; each sender's rate limit is kept across all processes by
-``gateway.store.pacing``; on PostgreSQL a send holds a shared lock on the recipient's number from
-the consent check until Twilio answers, so no text starts after a committed STOP
-(``gateway.store.send_lock``).
+1. **Lock** every number each message may go to (the patient's, a guardian's, an alternate),
+   without waiting (``gateway.store.send_lock.Held``): on PostgreSQL advisory locks on the
+   pipeline's connection, on SQLite ``flock`` stripes, and the exact numbers within the process.
+   So a consent change (a STOP, an erasure) waits for a send under way to that number, and a
+   send that starts after the change committed reads it: no text starts after a committed
+   STOP. One message a number a batch: a second text to a number goes back for the next pass,
+   so the caps see the first. A number another process holds is waited for on a thread of the
+   pool, alone (``_Pipeline._alone``).
+2. **Gather** the facts of the whole batch in five queries at most (``gateway.store.facts``),
+   render each text once (``reminders.render_text``: what is sent is the text the policy
+   measured) and **decide** each with ``gateway.core.policy.decide``, at the moment of sending
+   (a STOP that arrived after enqueue wins).
+3. **Pace**: each rate-limited sender's slots for the batch are reserved in one transaction
+   shared by every scheduler process (``gateway.store.pacing``); what finds no slot within the
+   horizon goes back for when the sender will have one.
+4. **Write** in one transaction: the decided messages left as decided, the others moved to
+   ``sending`` with their text and ``send_started_at``. If the process dies after that,
+   housekeeping marks them ``uncertain`` and reconciliation asks Twilio before anything is sent
+   again.
+5. **Send** on a thread pool (``concurrency`` requests in flight), each at its slot, outside
+   any transaction; a request does not start once the pipeline's database connection failed.
+6. **Record** the answers as they come, in bulk (every ``_Pipeline.RECORD_EVERY`` at most), then
+   let go of their numbers; a permanent failure is recorded after that, since a 21610 records
+   an opt-out, which takes the number's lock.
+
+``drain`` claims the next batch while the last one's requests are in flight, so the pool does
+not run dry between batches.
 """
 
 from __future__ import annotations
@@ -23,9 +40,9 @@ import random
 import socket
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -33,11 +50,12 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 
-from gateway.config import Practice, Settings
+from gateway.config import Settings
 from gateway.core import log_fields, policy, recipients, retry
-from gateway.core.domain import Category, ConsentStatus, OutboxStatus, SkipReason
-from gateway.services import consent, metrics, reconcile, reminders, sms_templates
+from gateway.core.domain import OutboxStatus, SkipReason
+from gateway.services import metrics, reconcile, reminders, sms_templates
 from gateway.services.delivery import react_to_error
+from gateway.services.reminders import Text
 from gateway.services.transport import (
     TOO_MANY_REQUESTS,
     OutboundSms,
@@ -48,11 +66,12 @@ from gateway.services.transport import (
     Transport,
 )
 from gateway.store import event_outbox, facts, outbox, send_lock
-from gateway.store.db import Database
+from gateway.store.db import Database, ping, session_on
 from gateway.store.models import OutboundMessage, utcnow
-from gateway.store.pacing import Busy, Pacer
+from gateway.store.pacing import Busy, Pacer, Slot
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
     from sqlalchemy.orm import Session
 
 log = logging.getLogger("gateway.dispatch")  # the name operators filter on
@@ -138,18 +157,48 @@ class PassSummary:
         )
 
 
-@dataclass(frozen=True)
-class _Prepared:
+@dataclass
+class _Send:
+    """A message moved to ``sending``: its request, the numbers locked for it, and when it may
+    start (its pacing slot; None: now)."""
+
+    message: OutboundMessage
     sms: OutboundSms
     attempts: int
+    numbers: frozenset[str]
+    slot: Slot | None = None
 
 
-def _consent_of(
-    session: Session, practice: Practice, phone: str, category: Category, now: datetime
-) -> tuple[ConsentStatus, bool]:
-    """The consent ledger's reading of a number's consent (``facts.ConsentReader``)."""
-    state = consent.current(session, practice, phone, (category,), now=now)[category]
-    return state.status, state.allows_sending
+@dataclass
+class _Answer:
+    """What Twilio answered to one request (``error`` None: accepted), and when; ``started``
+    False: the request was never made (the pipeline's database connection had failed)."""
+
+    send: _Send
+    result: SendResult | None
+    error: Exception | None
+    at: datetime
+    started: bool = True
+
+
+Leave = dict[int, tuple[OutboundMessage, Result, dict[str, Any]]]
+
+
+def _one_per_number(
+    messages: list[OutboundMessage], numbers: dict[tuple[str, str], frozenset[str]]
+) -> tuple[list[tuple[OutboundMessage, frozenset[str]]], list[OutboundMessage]]:
+    """The messages of a batch that share no number with an earlier one (with their numbers),
+    and the others, which wait for it (one after the other, each decided once the one before
+    is recorded, so that the frequency caps count it)."""
+    first, later, seen = [], [], set()
+    for message in messages:
+        mine = numbers[(message.practice, message.phone)]
+        if mine & seen:
+            later.append(message)
+        else:
+            first.append((message, mine))
+            seen |= mine
+    return first, later
 
 
 class Dispatcher:
@@ -180,17 +229,16 @@ class Dispatcher:
         self.clock = clock
         self.rng = rng or random.Random()
         self.max_attempts = max_attempts
-        # the pacer's slots become ``next_attempt_at`` values: one clock for both
+        # the pacer's slots become ``send_started_at`` values: one clock for both
         self.pacer = pacer or Pacer(
             database.sessions, settings.sender_rates(), now=lambda: clock().timestamp()
         )
         self.reconcile_after = timedelta(seconds=settings.reconcile_after)
-        self.locking = send_lock.supported(database.engine.dialect.name)
+        self.held = send_lock.held(database.engine)
         base = settings.public_base_url
         self.status_callback = base + STATUS_CALLBACK_PATH if base else None
         self._queued: Counter[str] = Counter()  # per sender: messages put back behind its pace
         self._queued_lock = threading.Lock()
-        self._local_locks = send_lock.Striped()
 
     @classmethod
     def from_app(cls, app: Flask, **kwargs: Any) -> Dispatcher:
@@ -203,43 +251,41 @@ class Dispatcher:
 
     def run_pass(self) -> PassSummary:
         """Claim one batch and process it (sends in parallel); returns what happened."""
-        summary = PassSummary()
         claimed = self._claim()
-        summary.claimed = len(claimed)
-        if len(claimed) == 1 or self.concurrency == 1:
-            for message in claimed:
-                summary.add(self._process(message))
-        elif claimed:
-            with ThreadPoolExecutor(min(self.concurrency, len(claimed)), "dispatch") as pool:
-                for outcome in pool.map(self._process, claimed):
-                    summary.add(outcome)
-        self._queued.clear()
+        summary = self.process(claimed)
         if claimed:
             log.info("dispatch pass: %s", summary)
         return summary
 
+    def process(self, claimed: list[OutboundMessage]) -> PassSummary:
+        """Process messages this dispatcher claimed, to the end; returns what happened."""
+        summary = PassSummary(claimed=len(claimed))
+        if claimed:
+            with self._pipeline(summary) as pipeline:
+                pipeline.start(claimed)
+        self._queued.clear()
+        return summary
+
     def drain(self, stop: threading.Event | None = None) -> PassSummary:
         """Send until nothing is due, claiming the next batch while the last is still sending,
-        so the pool never runs dry between batches. ``stop`` ends claiming; what was claimed is
-        finished."""
+        so that requests do not stop between batches. ``stop`` ends claiming; what was claimed
+        is finished."""
         total = PassSummary()
-        pending: set[Future[Result]] = set()
         exhausted = False
-        with ThreadPoolExecutor(self.concurrency, "dispatch") as pool:
+        with self._pipeline(total) as pipeline:
             while True:
-                if not exhausted and len(pending) <= self.concurrency:
-                    if stop is not None and stop.is_set():
+                if not exhausted and pipeline.in_flight <= self.concurrency:
+                    if (stop is not None and stop.is_set()) or pipeline.broken.is_set():
                         exhausted = True
-                    else:
-                        claimed = self._claim()
-                        total.claimed += len(claimed)
-                        exhausted = len(claimed) < self.batch
-                        pending |= {pool.submit(self._process, m) for m in claimed}
-                if not pending:
+                        continue
+                    claimed = self._claim()
+                    total.claimed += len(claimed)
+                    exhausted = len(claimed) < self.batch
+                    pipeline.start(claimed)
+                    continue
+                if not pipeline.busy:
                     break
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    total.add(future.result())
+                pipeline.collect()
         self._queued.clear()
         if total.claimed:
             log.info("dispatch: %s", total)
@@ -251,99 +297,53 @@ class Dispatcher:
                 session, now=self.clock(), owner=self.owner, lease=self.lease, limit=self.batch
             )
 
-    def _process(self, message: OutboundMessage) -> Result:
-        with log_fields.practice_named(message.practice):  # named in this message's log lines
-            try:
-                result = self._process_one(message)
-            except Exception:  # one message's trouble must not stop the others; its lease expires
-                log.exception(
-                    "message %s: dispatch failed; housekeeping will take it back", message.id
-                )
-                return NOTHING
-        metrics.count_send(message.practice, message.category, result.outcome, result.reason)
-        return result
-
-    def _process_one(self, message: OutboundMessage) -> Result:
-        with self._guard(message) as (session, locked):
-            prepared = self._decide(message, session, locked)
-            if isinstance(prepared, Result):
-                return prepared
-            try:
-                result = self.transport.send(prepared.sms)
-            except SendError as exc:
-                error: SendError | Exception = exc
-            except Exception as exc:  # a bug or an unknown failure: Twilio may have the message
-                log.exception("send of message %s failed unexpectedly", message.id)
-                error = exc
-            else:
-                error = None  # type: ignore[assignment]
-        # Recorded after the recipient's lock is released: a 21610 records a consent event,
-        # which takes that lock exclusively.
-        if error is None:
-            self._sent(message, prepared.attempts, result)
-            return Result(Outcome.SENT)
-        if isinstance(error, RetryableSendError):
-            return self._retry_or_fail(message, prepared.attempts, error)
-        if isinstance(error, PermanentSendError):
-            return self._fail(message, prepared.attempts, error)
-        self._uncertain(message, prepared.attempts, error)
-        return Result(Outcome.UNCERTAIN)
-
     @contextmanager
-    def _guard(self, message: OutboundMessage) -> Iterator[tuple[Session, frozenset[str]]]:
-        """A session for deciding, and every number the message might go to (the patient's, a
-        guardian's, an alternate) locked until the block ends: in this process, and on
-        PostgreSQL (advisory locks) and SQLite (file locks) across processes
-        (``gateway.store.send_lock``). So two messages to one number are
-        decided one after the other (frequency caps hold) and a consent change waits for a send
-        under way. Yields (session, the numbers locked)."""
-        with self.database.sessions() as session:
-            phones = facts.numbers(session, message.practice, message.phone)
-            session.rollback()
-        with self._local_locks.hold(phones):
-            if not self.locking:
-                # SQLite: file locks shared with the web process, taken before any transaction
-                files = send_lock.file_locks(self.database.engine)
-                with (
-                    files.hold(phones) if files else nullcontext(),
-                    self.database.sessions() as session,
-                ):
-                    yield session, phones
-                return
-            with send_lock.holding(self.database.engine, phones) as session:
-                yield session, phones
+    def _pipeline(self, summary: PassSummary) -> Iterator[_Pipeline]:
+        with (
+            ThreadPoolExecutor(self.concurrency, "dispatch") as pool,
+            _Pipeline(self, pool, summary) as pipeline,
+        ):
+            yield pipeline
 
-    def _behind_pace(
-        self, session: Session, message: OutboundMessage, sender: str, busy: Busy
-    ) -> Result:
-        """Put the message back for when the sender will have a slot for it (those put back
-        in one pass one interval apart, so that they do not all come due at once)."""
-        rate = self.pacer.rates[sender] or 1.0
-        with self._queued_lock:
-            ahead = self._queued[sender]
-            self._queued[sender] += 1
-        until = datetime.fromtimestamp(busy.next_free + ahead / rate, UTC)
-        return self._leave(
-            session, message, Result(Outcome.PACED), status=OutboxStatus.SCHEDULED,
-            next_attempt_at=until, reason=f"waiting for the sender's rate limit ({rate:g}/s)",
-        )  # fmt: skip
+    # --- a batch: decide, pace, then write what was decided -----------------------------------
+
+    def prepare(
+        self,
+        session: Session,
+        locked: list[tuple[OutboundMessage, frozenset[str]]],
+        leave: Leave,
+    ) -> tuple[list[_Send], list[tuple[OutboundMessage, Result]]]:
+        """Decide each ``locked`` message (its numbers locked) and leave every message in
+        ``leave`` (decided already) and every one decided not to be sent as decided; move the
+        others to ``sending``; in bulk. Returns the sends and the others' results. Commits."""
+        now = self.clock()
+        found = facts.gather(session, [m for m, _ in locked], self.settings.practices, now=now,
+                             hash_key=self.settings.hash_key)  # fmt: skip
+        session.commit()  # end the reads: no transaction is held while reserving slots
+        chosen: list[tuple[OutboundMessage, frozenset[str], Text, str]] = []
+        for message, numbers in locked:
+            with log_fields.practice_named(message.practice):
+                try:
+                    decided = self._decide(message, found[message.id], numbers, now)
+                except Exception:  # one message's trouble must not stop the others
+                    log.exception(
+                        "message %s: dispatch failed; housekeeping will take it back", message.id
+                    )
+                    continue
+            if isinstance(decided[0], Result):
+                leave[message.id] = (message, *decided)
+            else:
+                chosen.append((message, numbers, *decided))
+        sends = self._pace(chosen, leave)
+        return self._write(session, sends, leave, now)
 
     def _decide(
-        self, message: OutboundMessage, session: Session, locked: frozenset[str]
-    ) -> _Prepared | Result:
-        """Gather the facts, render the text, apply the policy; for a send, wait for the
-        sender's slot and commit ``send_started_at``."""
-        now = self.clock()
-        if outbox.is_erased(message.phone):  # never sent: its number was erased
-            return self._leave(session, message, NOTHING, status=OutboxStatus.CANCELLED,
-                               reason="erased")  # fmt: skip
-        practice = self.settings.practices.get(message.practice)
-        if practice is None:  # removed from the practices file since enqueue
-            reason = SkipReason.NO_SENDER.value
-            return self._leave(session, message, Result(Outcome.SKIPPED, reason),
-                               status=OutboxStatus.SKIPPED, reason=reason)  # fmt: skip
-        found = facts.gather(session, message, practice, now=now,
-                             hash_key=self.settings.hash_key, consent_of=_consent_of)  # fmt: skip
+        self, message: OutboundMessage, found: facts.Gathered, numbers: frozenset[str],
+        now: datetime,
+    ) -> tuple[Text, str] | tuple[Result, dict[str, Any]]:  # fmt: skip
+        """Render the text and apply the policy: (the text, its recipient) to send it, or the
+        result and the values to leave the message with."""
+        practice = self.settings.practices[message.practice]
         # a guardian (or an alternate number) with no language on file reads the patient's
         on_file = found.recipient_language or found.patient_language
         language = recipients.language_for(on_file, practice.language)
@@ -351,9 +351,10 @@ class Dispatcher:
             text = reminders.render_text(message.template, message.params, practice, language,
                                          max_chars=policy.max_chars(found.facts))  # fmt: skip
         except Exception as exc:
-            return self._leave(session, message, Result(Outcome.FAILED, "render"),
-                               status=OutboxStatus.FAILED, completed_at=now,
-                               reason=f"template did not render: {type(exc).__name__}")  # fmt: skip
+            return Result(Outcome.FAILED, "render"), {
+                "status": OutboxStatus.FAILED, "completed_at": now,
+                "reason": f"template did not render: {type(exc).__name__}",
+            }  # fmt: skip
         spec = sms_templates.catalog().get(message.template)
         decision = policy.decide(
             replace(found.facts, confirms_opt_in=bool(spec and spec.confirms_opt_in),
@@ -362,94 +363,198 @@ class Dispatcher:
         )  # fmt: skip
         if isinstance(decision, policy.Skip):
             reason = decision.reason.value
-            return self._leave(session, message, Result(Outcome.SKIPPED, reason),
-                               status=OutboxStatus.SKIPPED, reason=reason)  # fmt: skip
+            return Result(Outcome.SKIPPED, reason), {"status": OutboxStatus.SKIPPED,
+                                                     "reason": reason}  # fmt: skip
         if isinstance(decision, policy.Defer):
-            return self._leave(session, message, Result(Outcome.DEFERRED),
-                               status=OutboxStatus.SCHEDULED, next_attempt_at=decision.until,
-                               reason=decision.reason)  # fmt: skip
+            return Result(Outcome.DEFERRED), {"status": OutboxStatus.SCHEDULED,
+                                              "next_attempt_at": decision.until,
+                                              "reason": decision.reason}  # fmt: skip
         recipient = found.recipient
         assert recipient is not None
-        if recipient not in locked:  # its contact changed just now
-            return self._leave(session, message, Result(Outcome.PACED),
-                               status=OutboxStatus.SCHEDULED, next_attempt_at=now,
-                               reason="recipient changed while deciding; next pass")  # fmt: skip
-        sender = practice.senders[message.category]
-        if self.pacer.paced(sender):
-            session.commit()  # end the reads: no transaction is held while waiting
-            slot = self.pacer.reserve(sender)
-            if isinstance(slot, Busy):
-                return self._behind_pace(session, message, sender, slot)
-            self.pacer.wait(slot)  # the recipient's lock is still held: no STOP slips in
+        if recipient not in numbers:  # its contact changed just now
+            return Result(Outcome.PACED), {
+                "status": OutboxStatus.SCHEDULED, "next_attempt_at": now,
+                "reason": "recipient changed while deciding; next pass",
+            }  # fmt: skip
+        return text, recipient
+
+    def _pace(
+        self, chosen: list[tuple[OutboundMessage, frozenset[str], Text, str]], leave: Leave
+    ) -> list[_Send]:
+        """Reserve each paced sender's slots for the batch (one transaction a sender); what
+        finds no slot within the pacer's horizon goes back for the time the sender will have
+        one (those put back in one pass one interval apart, so they do not come due at once)."""
+        senders = [self.settings.practices[m.practice].senders[m.category] for m, *_ in chosen]
+        slots: dict[int, Slot | None] = {}
+        for sender in dict.fromkeys(senders):
+            indices = [n for n, s in enumerate(senders) if s == sender]
+            rate = self.pacer.rates.get(sender)
+            if not rate:
+                slots.update(dict.fromkeys(indices))
+                continue
+            reserved = self.pacer.reserve_many(sender, len(indices))
+            if isinstance(reserved, Busy):
+                reserved, next_free = [], reserved.next_free
+            else:
+                next_free = reserved[-1].at + 1 / rate
+            slots.update(zip(indices, reserved, strict=False))
+            with self._queued_lock:
+                ahead = self._queued[sender]
+                self._queued[sender] += len(indices) - len(reserved)
+            for k, n in enumerate(indices[len(reserved) :]):
+                message = chosen[n][0]
+                until = datetime.fromtimestamp(next_free + (ahead + k) / rate, UTC)
+                leave[message.id] = (message, Result(Outcome.PACED), {
+                    "status": OutboxStatus.SCHEDULED, "next_attempt_at": until,
+                    "reason": f"waiting for the sender's rate limit ({rate:g}/s)",
+                })  # fmt: skip
+        return [
+            _Send(message, OutboundSms(to=recipient, sender=senders[n], body=text.body,
+                                       status_callback=self.status_callback),
+                  message.attempts + 1, numbers, slots[n])
+            for n, (message, numbers, text, recipient) in enumerate(chosen)
+            if n in slots
+        ]  # fmt: skip
+
+    def _write(
+        self, session: Session, sends: list[_Send], leave: Leave, now: datetime
+    ) -> tuple[list[_Send], list[tuple[OutboundMessage, Result]]]:
+        """One transaction: the decided messages left as decided, the others moved to
+        ``sending`` with ``send_started_at`` (still ours, and still for the number: an erasure
+        cancels what is claimed but not started, and nothing personal is written back into an
+        erased row)."""
+        left = outbox.transition_many(
+            session, {i: values for i, (_, _, values) in leave.items()}, OutboxStatus.SENDING,
+            owner=self.owner, lease_owner=None, lease_expires_at=None,
+        )  # fmt: skip
+        for message_id in left:
+            message, _, values = leave[message_id]
+            event_outbox.reminder_moved(session, message, values["status"], now)
+        started = outbox.transition_many(
+            session,
+            {s.message.id: {
+                "send_started_at": datetime.fromtimestamp(s.slot.at, UTC) if s.slot else now,
+                "body": s.sms.body, "sender": s.sms.sender, "sent_to": s.sms.to,
+            } for s in sends},
+            OutboxStatus.SENDING, owner=self.owner,
+            phones={s.message.id: s.message.phone for s in sends},
+        )  # fmt: skip
+        session.commit()
+        results = [(m, r if m.id in left else NOTHING) for m, r, _ in leave.values()]
+        for send in sends:
+            if send.message.id in started:
+                send.message.sender = send.sms.sender
+            else:
+                log.warning("message %s: lease lost (or erased) before sending; not sent",
+                            send.message.id)  # fmt: skip
+                results.append((send.message, NOTHING))
+        return [s for s in sends if s.message.id in started], results
+
+    # --- a request (a thread of the pool) ----------------------------------------------------
+
+    def send(self, send: _Send, broken: threading.Event) -> _Answer:
+        """Make the request at its slot, unless the pipeline's connection failed meanwhile
+        (the number's lock may be gone with it)."""
+        if send.slot is not None:
+            self.pacer.wait(send.slot)  # the number's lock is held: no STOP slips in
+        if broken.is_set():
+            return _Answer(send, None, None, self.clock(), started=False)
+        try:
+            result, error = self.transport.send(send.sms), None
+        except SendError as exc:
+            result, error = None, exc
+        except Exception as exc:  # a bug or an unknown failure: Twilio may have the message
+            with log_fields.practice_named(send.message.practice):
+                log.exception("send of message %s failed unexpectedly", send.message.id)
+            result, error = None, exc
+        return _Answer(send, result, error, self.clock())
+
+    # --- the answers, recorded in bulk --------------------------------------------------------
+
+    def record(
+        self, session: Session, answers: list[_Answer]
+    ) -> tuple[list[tuple[OutboundMessage, Result]], list[_Answer]]:
+        """Record what Twilio answered (never anything personal: that was written before the
+        send), in one transaction; a message erased while Twilio answered keeps its outcome but
+        is never tried again. Returns the results, and the permanent failures, which the caller
+        records (``fail``) once the numbers' locks are released: a 21610 records an opt-out,
+        which takes that lock."""
+        changes: dict[int, dict[str, Any]] = {}
+        results: list[tuple[OutboundMessage, Result]] = []
+        failures: list[_Answer] = []
+        by_id: dict[int, OutboundMessage] = {}
+        for answer in answers:
+            message, attempts, error = answer.send.message, answer.send.attempts, answer.error
+            if not answer.started:  # left in ``sending``: housekeeping and reconciliation
+                results.append((message, NOTHING))
+                continue
+            by_id[message.id] = message
+            if error is None:
+                assert answer.result is not None
+                changes[message.id] = dict(
+                    status=OutboxStatus.SENT, attempts=attempts, provider_sid=answer.result.sid,
+                    provider_status=answer.result.status, sent_at=answer.at, reason=None,
+                    error_code=None, next_attempt_at=answer.at + self.reconcile_after,
+                )  # fmt: skip
+                results.append((message, Result(Outcome.SENT)))
+            elif isinstance(error, RetryableSendError):
+                values, result = self._retry_or_fail(attempts, error, answer.at)
+                changes[message.id] = values
+                results.append((message, result))
+            elif isinstance(error, PermanentSendError):
+                failures.append(answer)
+            else:  # Twilio may have the message: reconciliation looks it up before any resend
+                reason = str(error) if isinstance(error, SendError) else (
+                    "unexpected error while sending")  # fmt: skip
+                changes[message.id] = dict(
+                    status=OutboxStatus.UNCERTAIN, attempts=attempts,
+                    next_attempt_at=answer.at + reconcile.FIRST_LOOK,
+                    reason=f"{reason}; checking with Twilio before resending",
+                )  # fmt: skip
+                results.append((message, Result(Outcome.UNCERTAIN)))
+        if changes:
+            ours = outbox.transition_many(
+                session, changes, _IN_FLIGHT, phones={i: by_id[i].phone for i in changes},
+                lease_owner=None, lease_expires_at=None,
+            )  # fmt: skip
             now = self.clock()
-        # still ours and still for this number: an erasure cancels what is claimed but not
-        # started, and nothing personal is written back into an erased row
-        started = outbox.transition(
-            session, message.id, OutboxStatus.SENDING, owner=self.owner, phone=message.phone,
-            send_started_at=now, body=text.body, sender=sender, sent_to=recipient,
-        )  # fmt: skip
-        session.commit()
-        if not started:
-            log.warning("message %s: lease lost (or erased) before sending; not sent", message.id)
-            return NOTHING
-        message.sender = sender
-        sms = OutboundSms(
-            to=recipient, sender=sender, body=text.body, status_callback=self.status_callback
-        )
-        return _Prepared(sms=sms, attempts=message.attempts + 1)
-
-    def _leave(
-        self, session: Session, message: OutboundMessage, result: Result, **values: Any
-    ) -> Result:
-        """``_finish``, answering ``result``, or ``NOTHING`` when the lease was lost meanwhile."""
-        return result if self._finish(session, message, **values) else NOTHING
-
-    def _finish(self, session: Session, message: OutboundMessage, **values: Any) -> bool:
-        """Leave the message with ``values`` unless its lease was lost; commits."""
-        moved = outbox.transition(
-            session, message.id, OutboxStatus.SENDING, owner=self.owner,
-            lease_owner=None, lease_expires_at=None, **values,
-        )  # fmt: skip
-        if moved:
-            event_outbox.reminder_moved(session, message, values.get("status"), self.clock())
-        session.commit()
-        return moved
-
-    def _sent(self, message: OutboundMessage, attempts: int, result: SendResult) -> None:
-        # Recorded even if housekeeping meanwhile marked it uncertain: Twilio has it.
-        now = self.clock()
-        self._record(message, status=OutboxStatus.SENT, attempts=attempts, provider_sid=result.sid,
-                     provider_status=result.status, sent_at=now, reason=None, error_code=None,
-                     next_attempt_at=now + self.reconcile_after)  # fmt: skip
-
-    def _uncertain(self, message: OutboundMessage, attempts: int, exc: Exception) -> None:
-        """Twilio may have the message: reconciliation looks it up before any resend."""
-        reason = str(exc) if isinstance(exc, SendError) else "unexpected error while sending"
-        self._record(message, status=OutboxStatus.UNCERTAIN, attempts=attempts,
-                     next_attempt_at=self.clock() + reconcile.FIRST_LOOK,
-                     reason=f"{reason}; checking with Twilio before resending")  # fmt: skip
+            for message_id in ours:
+                event_outbox.reminder_moved(session, by_id[message_id],
+                                            changes[message_id]["status"], now)  # fmt: skip
+            erased = {i: changes[i] for i in changes.keys() - ours}
+            for values in erased.values():  # the outcome only, nothing about the number
+                if values["status"] in (OutboxStatus.SCHEDULED, OutboxStatus.UNCERTAIN):
+                    values.update(status=OutboxStatus.CANCELLED,
+                                  reason="erased while sending; not tried again")  # fmt: skip
+            if erased:
+                outbox.transition_many(session, erased, _IN_FLIGHT, lease_owner=None,
+                                       lease_expires_at=None)  # fmt: skip
+            session.commit()
+        return results, failures
 
     def _retry_or_fail(
-        self, message: OutboundMessage, attempts: int, exc: RetryableSendError
-    ) -> Result:
+        self, attempts: int, exc: RetryableSendError, at: datetime
+    ) -> tuple[dict[str, Any], Result]:
         throttled = exc.http_status == 429 or exc.code == TOO_MANY_REQUESTS
         if retry.gives_up(attempts, self.max_attempts, throttled=throttled):
-            self._record(message, status=OutboxStatus.FAILED, attempts=attempts,
-                         error_code=exc.code, completed_at=self.clock(),
-                         reason=f"gave up after {attempts} attempts: {exc}")  # fmt: skip
-            return Result(Outcome.FAILED, exc.code or "gave_up")
+            return dict(status=OutboxStatus.FAILED, attempts=attempts, error_code=exc.code,
+                        completed_at=at, reason=f"gave up after {attempts} attempts: {exc}",
+                        ), Result(Outcome.FAILED, exc.code or "gave_up")  # fmt: skip
         delay = retry.backoff(attempts, retry_after=exc.retry_after, rng=self.rng)
-        self._record(message, status=OutboxStatus.SCHEDULED, attempts=attempts,
-                     next_attempt_at=self.clock() + delay, send_started_at=None,
-                     error_code=exc.code, reason=f"retrying: {exc}")  # fmt: skip
-        return Result(Outcome.RETRYING, exc.code or exc.http_status or "network")
+        values = dict(status=OutboxStatus.SCHEDULED, attempts=attempts,
+                      next_attempt_at=at + delay, send_started_at=None, error_code=exc.code,
+                      reason=f"retrying: {exc}")  # fmt: skip
+        return values, Result(Outcome.RETRYING, exc.code or exc.http_status or "network")
 
-    def _fail(self, message: OutboundMessage, attempts: int, exc: PermanentSendError) -> Result:
+    def fail(self, answer: _Answer) -> tuple[OutboundMessage, Result]:
+        """Record a permanent failure, and react to its error code (a 21610 is an opt-out)."""
+        message, exc = answer.send.message, answer.error
+        assert isinstance(exc, PermanentSendError)
         now = self.clock()
-        with self.database.sessions() as session:
-            values = dict(status=OutboxStatus.FAILED, attempts=attempts, error_code=exc.code,
-                          completed_at=now, reason=str(exc), lease_owner=None,
-                          lease_expires_at=None)  # fmt: skip
+        with log_fields.practice_named(message.practice), self.database.sessions() as session:
+            values = dict(status=OutboxStatus.FAILED, attempts=answer.send.attempts,
+                          error_code=exc.code, completed_at=now, reason=str(exc),
+                          lease_owner=None, lease_expires_at=None)  # fmt: skip
             if outbox.transition(session, message.id, _IN_FLIGHT, phone=message.phone, **values):
                 event_outbox.reminder_moved(session, message, OutboxStatus.FAILED, now)
                 if exc.code is not None:
@@ -457,19 +562,202 @@ class Dispatcher:
             else:  # erased while Twilio answered: the outcome only, nothing about the number
                 outbox.transition(session, message.id, _IN_FLIGHT, **values)
             session.commit()
-        return Result(Outcome.FAILED, exc.code or "unknown")
+        return message, Result(Outcome.FAILED, exc.code or "unknown")
 
-    def _record(self, message: OutboundMessage, **values: Any) -> None:
-        """Record a send's outcome (never anything personal: that was written before the send).
-        A message erased while Twilio answered keeps its outcome but is never tried again."""
-        with self.database.sessions() as session:
-            values.update(lease_owner=None, lease_expires_at=None)
-            if outbox.transition(session, message.id, _IN_FLIGHT, phone=message.phone,
-                                 **values):  # fmt: skip
-                event_outbox.reminder_moved(session, message, values["status"], self.clock())
-            else:  # erased while sending: the outcome only, nothing about the number
-                if values["status"] in (OutboxStatus.SCHEDULED, OutboxStatus.UNCERTAIN):
-                    values.update(status=OutboxStatus.CANCELLED,
-                                  reason="erased while sending; not tried again")  # fmt: skip
-                outbox.transition(session, message.id, _IN_FLIGHT, **values)
-            session.commit()
+
+class _Pipeline:
+    """The batches of one pass or drain under way: their numbers' locks, their requests in the
+    pool, their answers recorded as they come. On PostgreSQL the locks are held on a connection
+    of the pipeline's own, which the dispatcher's thread alone uses, and the batches are read and
+    written on it; when a statement on it fails, requests not yet started are not made (their
+    locks may be gone), and no more batches are claimed."""
+
+    #: how long answers may wait to be recorded together (and their numbers' locks held)
+    RECORD_EVERY = 0.02
+    #: with nothing answered for this long, the connection is checked (PostgreSQL)
+    CHECK_EVERY = 0.25
+
+    def __init__(
+        self, dispatcher: Dispatcher, pool: ThreadPoolExecutor, summary: PassSummary
+    ) -> None:
+        self.d = dispatcher
+        self.pool = pool
+        self.summary = summary
+        self.connection: Connection | None = None
+        self.broken = threading.Event()
+        #: requests under way
+        self.sending: set[Future[_Answer]] = set()
+        #: messages whose numbers another process held, each processed alone (``_alone``)
+        self.waiting: set[Future[list[tuple[OutboundMessage, Result]]]] = set()
+
+    def __enter__(self) -> _Pipeline:
+        if self.d.held.postgres:
+            self.connection = self.d.database.engine.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            while self.busy:
+                self.collect()
+        finally:
+            if self.connection is not None:
+                self.connection.close()  # closing it lets go of every lock it holds
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.sending or self.waiting)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.sending) + len(self.waiting)
+
+    @contextmanager
+    def session(self, connection: Connection | None = None) -> Iterator[Session]:
+        connection = connection or self.connection
+        if connection is None:
+            with self.d.database.sessions() as session:
+                yield session
+            return
+        try:
+            with session_on(connection) as session:
+                yield session
+        except Exception:
+            if connection is self.connection:
+                self.broken.set()
+            raise
+
+    def start(self, claimed: list[OutboundMessage]) -> None:
+        """Lock, decide and write a claimed batch; hand its requests to the pool. A message
+        whose numbers are held (by an earlier message, here or in another process) waits for
+        them on a thread of the pool, after the requests (``_alone``)."""
+        if not claimed:
+            return
+        practices = self.d.settings.practices
+        leave: Leave = {}
+        rest = []
+        for message in claimed:
+            if outbox.is_erased(message.phone):  # never sent: its number was erased
+                leave[message.id] = (message, NOTHING, {"status": OutboxStatus.CANCELLED,
+                                                        "reason": "erased"})  # fmt: skip
+            elif message.practice not in practices:  # removed from the practices file
+                reason = SkipReason.NO_SENDER.value
+                leave[message.id] = (
+                    message,
+                    Result(Outcome.SKIPPED, reason),
+                    {"status": OutboxStatus.SKIPPED, "reason": reason},
+                )
+            else:
+                rest.append(message)
+        locked: list[tuple[OutboundMessage, frozenset[str]]] = []
+        alone: list[tuple[OutboundMessage, frozenset[str]]] = []
+        try:
+            with self.session() as session:
+                numbers = facts.numbers_of(session, {(m.practice, m.phone) for m in rest})
+                session.rollback()
+            first, later = _one_per_number(rest, numbers)
+            taken = self.d.held.try_take([n for _, n in first], self.connection)
+            for (message, mine), took in zip(first, taken, strict=True):
+                (locked if took else alone).append((message, mine))
+            alone += [(m, numbers[(m.practice, m.phone)]) for m in later]
+            self.d.held.want(n for _, mine in alone for n in mine)
+            with self.session() as session:
+                sends, results = self.d.prepare(session, locked, leave)
+        except Exception:
+            log.exception("dispatch of a batch failed; housekeeping will take it back")
+            self._let_go(set().union(*(n for _, n in locked)))
+            self._count((m, NOTHING) for m in claimed)
+            return
+        self._count(results)
+        for send in sends:
+            self.sending.add(self.pool.submit(self.d.send, send, self.broken))
+        sending = {s.message.id for s in sends}
+        self._let_go(set().union(*(n for m, n in locked if m.id not in sending)))
+        # after the sends: each waits for numbers held by a send before it, or elsewhere
+        for message, mine in alone:
+            self.waiting.add(self.pool.submit(self._alone, message, mine))
+
+    def collect(self) -> None:
+        """Wait a moment for answers; record those in and let go of their numbers."""
+        pending = self.sending | self.waiting
+        done, _ = wait(pending, timeout=self.RECORD_EVERY, return_when=ALL_COMPLETED)
+        if not done:
+            done, _ = wait(pending, timeout=self.CHECK_EVERY, return_when=FIRST_COMPLETED)
+        if not done:
+            self._check()
+            return
+        for future in done & self.waiting:
+            self.waiting.discard(future)
+            self._count(future.result())
+        answered = [f.result() for f in done & self.sending]
+        self.sending -= done
+        if not answered:
+            return
+        try:
+            with self.session() as session:
+                results, failures = self.d.record(session, answered)
+        except Exception:  # their send_started_at stands: reconciliation asks Twilio
+            log.exception("recording %d answers failed; they will be checked with Twilio",
+                          len(answered))  # fmt: skip
+            results, failures = [(a.send.message, NOTHING) for a in answered], []
+        self._let_go(set().union(*(a.send.numbers for a in answered)))
+        self._count(results)
+        self._count(self.d.fail(answer) for answer in failures)
+
+    def _alone(
+        self, message: OutboundMessage, numbers: frozenset[str]
+    ) -> list[tuple[OutboundMessage, Result]]:
+        """A message whose numbers were held (by an earlier message of the batch, or another
+        process): waits for them (on a connection of its own on PostgreSQL), then is decided,
+        sent and recorded as a batch of its own."""
+        d = self.d
+        connection = None
+        try:
+            try:
+                connection = d.database.engine.connect() if d.held.postgres else None
+            except Exception:
+                d.held.unwant(numbers)
+                raise
+            d.held.take(numbers, connection)
+            try:
+                with self.session(connection) as session:
+                    sends, results = d.prepare(session, [(message, numbers)], {})
+                failures: list[_Answer] = []
+                if sends:
+                    answer = d.send(sends[0], threading.Event())
+                    with self.session(connection) as session:
+                        recorded, failures = d.record(session, [answer])
+                    results += recorded
+            finally:
+                d.held.give_back(numbers, connection)
+            return results + [d.fail(answer) for answer in failures]
+        except Exception:
+            log.exception("message %s: dispatch failed; housekeeping will take it back", message.id)
+            return [(message, NOTHING)]
+        finally:
+            if connection is not None:
+                connection.close()
+
+    def _check(self) -> None:
+        if self.connection is not None and self.sending and not self.broken.is_set():
+            try:
+                with self.session() as session:
+                    ping(session)
+            except Exception:
+                log.warning("the dispatcher's database connection failed; the requests not "
+                            "yet made are left for reconciliation")  # fmt: skip
+
+    def _let_go(self, numbers: set[str]) -> None:
+        if not numbers:
+            return
+        try:
+            self.d.held.give_back(numbers, self.connection)
+        except Exception:  # the connection failed: closing it lets go of its locks
+            log.exception("letting go of numbers' send locks failed; closing the connection")
+            self.broken.set()
+            if self.connection is not None:
+                self.connection.invalidate()
+
+    def _count(self, results: Iterable[tuple[OutboundMessage, Result]]) -> None:
+        for message, result in results:
+            self.summary.add(result)
+            metrics.count_send(message.practice, message.category, result.outcome, result.reason)
