@@ -56,8 +56,10 @@ def report(name: str, module: ModuleType, rows: list[dict[str, str]]) -> None:
             fn += 1
     precision = tp / (tp + fp) if tp + fp else 1.0
     recall = tp / (tp + fn) if tp + fn else 1.0
-    print(f"{name}: {right}/{len(rows)} texts in the right class; revocations: "
-          f"precision {precision:.3f}, recall {recall:.3f} ({tp} found, {fp} false, {fn} missed)")
+    print(
+        f"{name}: {right}/{len(rows)} texts in the right class; revocations: "
+        f"precision {precision:.3f}, recall {recall:.3f} ({tp} found, {fp} false, {fn} missed)"
+    )
     for body, expected, got in wrong:
         print(f"  {body!r}: expected {expected}, got {got}")
 
