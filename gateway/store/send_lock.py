@@ -27,6 +27,7 @@ import fcntl
 import os
 import threading
 import time
+import weakref
 import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -109,6 +110,7 @@ class FileLocks:
     def __init__(self, directory: Path, stripes: int = 1024) -> None:
         self.directory = directory
         self.stripes = stripes
+        self._paths = [os.path.join(directory, f"{n}.lock") for n in range(stripes)]
 
     def stripe(self, phone: str) -> int:
         return key(phone) % self.stripes
@@ -116,8 +118,11 @@ class FileLocks:
     def acquire(self, stripe: int, *, blocking: bool = True) -> int | None:
         """Lock one stripe; returns the open file (its descriptor) holding it, or None when
         ``blocking`` is False and someone else holds it."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.directory / f"{stripe}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(self._paths[stripe], os.O_RDWR | os.O_CREAT, 0o600)
+        except FileNotFoundError:  # the first lock of the database (or its folder was removed)
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self._paths[stripe], os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
         except OSError as exc:
@@ -148,11 +153,24 @@ class FileLocks:
 
 _file_locks: dict[str, FileLocks] = {}
 _file_locks_guard = threading.Lock()
+#: each engine's answer of ``file_locks`` (asked on every webhook: one look-up, no path work)
+_of_engine: weakref.WeakKeyDictionary[Engine, FileLocks | None] = weakref.WeakKeyDictionary()
 
 
 def file_locks(engine: Engine) -> FileLocks | None:
     """The cross-process locks of a SQLite database file (None for other databases and for an
     in-memory SQLite, which only one process can see)."""
+    try:
+        return _of_engine[engine]
+    except KeyError:
+        pass
+    locks = _file_locks_of(engine)
+    if isinstance(engine, Engine):  # not a session's connection (they come and go)
+        _of_engine[engine] = locks
+    return locks
+
+
+def _file_locks_of(engine: Engine) -> FileLocks | None:
     if engine.dialect.name != "sqlite":
         return None
     database = engine.url.database
