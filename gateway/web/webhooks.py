@@ -182,9 +182,7 @@ def inbound_message() -> Response:
     # SQLite: the number's lock before the transaction (a STOP waits for a send under way)
     send_lock.before(session, [from_phone])
     result = inbound.handle(session, sms)
-    metrics.INBOUND_MESSAGES.labels(
-        practice.slug, result.intent.value, "true" if result.duplicate else "false"
-    ).inc()
+    metrics.count_inbound(practice.slug, result.intent.value, result.duplicate)
     return twiml(result.reply)
 
 
