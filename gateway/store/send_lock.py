@@ -33,7 +33,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, event, func, select
+from sqlalchemy import BigInteger, Connection, Engine, bindparam, event, func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -186,13 +186,15 @@ def _file_locks_of(engine: Engine) -> FileLocks | None:
 #: how long a consent change inside a SQLite transaction waits for a send under way
 MID_TRANSACTION_WAIT = 10.0
 _HELD = "gateway.send_locks"
+#: the number's advisory lock until the transaction ends (built once: a consent change takes it)
+_XACT_LOCK = select(func.pg_advisory_xact_lock(bindparam("key", type_=BigInteger)))
 
 
 def exclusive(session: Session, phone: str) -> None:
     """Wait for sends to ``phone`` under way; held until the session's transaction ends."""
     bind = session.get_bind()
     if supported(bind.dialect.name):
-        session.execute(select(func.pg_advisory_xact_lock(key(phone))))
+        session.execute(_XACT_LOCK, {"key": key(phone)})
         return
     locks = file_locks(bind)  # type: ignore[arg-type]
     if locks is None:
