@@ -67,6 +67,18 @@ def test_signature_is_checked_against_public_url_not_the_proxied_host(twilio):
     assert twilio.post(INBOUND, params).status_code == 200
 
 
+def test_signature_over_the_url_with_its_port_is_accepted(twilio):
+    # the SDK accepts the URL signed with or without the default port; the one without is
+    # tried first, the one with it still passes
+    from conftest import PUBLIC_BASE_URL
+
+    params = inbound_params("HELP")
+    with_port = PUBLIC_BASE_URL.replace(".test", ".test:443") + INBOUND
+    assert with_port != PUBLIC_BASE_URL + INBOUND
+    signature = twilio.validator.compute_signature(with_port, params)
+    assert twilio.post(INBOUND, params, signature=signature).status_code == 200
+
+
 def test_signature_by_another_auth_token_is_rejected(client):
     from conftest import TwilioActions
 

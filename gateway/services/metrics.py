@@ -21,6 +21,7 @@ import logging
 import os
 from collections.abc import Iterable, Iterator
 from datetime import datetime
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, request
@@ -249,10 +250,28 @@ def instrument_webhooks(blueprint: Blueprint) -> None:
     def _finish(response: Response) -> Response:
         kind = _WEBHOOK_KINDS.get(request.endpoint or "", "other")
         started = g.pop("metrics_started", None)
-        WEBHOOK_REQUESTS.labels(kind, str(response.status_code)).inc()
+        requests, seconds = _webhook_series(kind, response.status_code)
+        requests.inc()
         if started is not None:
-            WEBHOOK_SECONDS.labels(kind).observe(time.perf_counter() - started)
+            seconds.observe(time.perf_counter() - started)
         return response
+
+
+@cache
+def _webhook_series(kind: str, status: int) -> tuple[Any, Any]:
+    """The counter's and the histogram's series of one kind and status (few: kinds and the
+    statuses a webhook answers), looked up once rather than by ``labels`` on every request."""
+    return WEBHOOK_REQUESTS.labels(kind, str(status)), WEBHOOK_SECONDS.labels(kind)
+
+
+def count_inbound(practice: str, intent: str, duplicate: bool) -> None:
+    """One inbound text, by practice, what it was taken as, and whether it was a duplicate."""
+    _inbound_series(practice, intent, "true" if duplicate else "false").inc()
+
+
+@cache
+def _inbound_series(practice: str, intent: str, duplicate: str) -> Any:
+    return INBOUND_MESSAGES.labels(practice, intent, duplicate)
 
 
 # -- the scheduler on its own port ---------------------------------------------------------------

@@ -11,8 +11,8 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, bindparam, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Row, bindparam, insert, select
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from gateway.core.domain import Action, Category, Source
 from gateway.store.models import ConsentEvent
@@ -33,20 +33,27 @@ def append(
     evidence: Mapping[str, Any],
     inbound_message_id: int | None = None,
 ) -> ConsentEvent:
-    """Add one event and flush it (its ``id`` is set; the caller owns the transaction)."""
-    event = ConsentEvent(
-        practice=practice,
-        phone=phone,
-        category=category,
-        action=action,
-        source=source,
-        occurred_at=occurred_at,
-        recorded_at=recorded_at,
-        evidence=dict(evidence),
-        inbound_message_id=inbound_message_id,
-    )
-    session.add(event)
+    """Add one event and flush it (its ``id`` is set; the caller owns the transaction).
+
+    Written by one ``INSERT ... RETURNING id`` (the ORM's unit of work costs several times as
+    much for one row); what the session had pending is flushed first, as before. The event
+    given back is in the session as if it had been read back: nothing is left to write.
+    """
     session.flush()
+    row = {
+        "practice": practice,
+        "phone": phone,
+        "category": category,
+        "action": action,
+        "source": source,
+        "occurred_at": occurred_at,
+        "recorded_at": recorded_at,
+        "evidence": dict(evidence),
+        "inbound_message_id": inbound_message_id,
+    }
+    event = ConsentEvent(id=session.execute(_APPEND, row).scalar_one(), **row)
+    make_transient_to_detached(event)
+    session.add(event)
     return event
 
 
@@ -77,6 +84,7 @@ def newest_actions(
 
 
 _EVENTS = ConsentEvent.__table__
+_APPEND = insert(_EVENTS).returning(_EVENTS.c.id)
 _NEWEST_ACTIONS = (
     select(_EVENTS.c.category, _EVENTS.c.action, _EVENTS.c.occurred_at)
     .where(

@@ -34,7 +34,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, event, func, select, text
+from sqlalchemy import BigInteger, Connection, Engine, bindparam, event, func, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -97,6 +97,7 @@ class FileLocks:
     def __init__(self, directory: Path, stripes: int = 1024) -> None:
         self.directory = directory
         self.stripes = stripes
+        self._paths = [os.path.join(directory, f"{n}.lock") for n in range(stripes)]
 
     def stripe(self, phone: str) -> int:
         return key(phone) % self.stripes
@@ -104,8 +105,11 @@ class FileLocks:
     def acquire(self, stripe: int, *, blocking: bool = True) -> int | None:
         """Lock one stripe; returns the open file (its descriptor) holding it, or None when
         ``blocking`` is False and someone else holds it."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.directory / f"{stripe}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(self._paths[stripe], os.O_RDWR | os.O_CREAT, 0o600)
+        except FileNotFoundError:  # the first lock of the database (or its folder was removed)
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self._paths[stripe], os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
         except OSError as exc:
@@ -136,11 +140,24 @@ class FileLocks:
 
 _file_locks: dict[str, FileLocks] = {}
 _file_locks_guard = threading.Lock()
+#: each engine's answer of ``file_locks`` (asked on every webhook: one look-up, no path work)
+_of_engine: weakref.WeakKeyDictionary[Engine, FileLocks | None] = weakref.WeakKeyDictionary()
 
 
 def file_locks(engine: Engine) -> FileLocks | None:
     """The cross-process locks of a SQLite database file (None for other databases and for an
     in-memory SQLite, which only one process can see)."""
+    try:
+        return _of_engine[engine]
+    except KeyError:
+        pass
+    locks = _file_locks_of(engine)
+    if isinstance(engine, Engine):  # not a session's connection (they come and go)
+        _of_engine[engine] = locks
+    return locks
+
+
+def _file_locks_of(engine: Engine) -> FileLocks | None:
     if engine.dialect.name != "sqlite":
         return None
     database = engine.url.database
@@ -156,13 +173,15 @@ def file_locks(engine: Engine) -> FileLocks | None:
 #: how long a consent change inside a SQLite transaction waits for a send under way
 MID_TRANSACTION_WAIT = 10.0
 _HELD = "gateway.send_locks"
+#: the number's advisory lock until the transaction ends (built once: a consent change takes it)
+_XACT_LOCK = select(func.pg_advisory_xact_lock(bindparam("key", type_=BigInteger)))
 
 
 def exclusive(session: Session, phone: str) -> None:
     """Wait for sends to ``phone`` under way; held until the session's transaction ends."""
     bind = session.get_bind()
     if supported(bind.dialect.name):
-        session.execute(select(func.pg_advisory_xact_lock(key(phone))))
+        session.execute(_XACT_LOCK, {"key": key(phone)})
         return
     locks = file_locks(bind)  # type: ignore[arg-type]
     if locks is None:

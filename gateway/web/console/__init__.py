@@ -18,7 +18,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from flask import Blueprint, Flask, g, redirect, render_template, request, url_for
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from itsdangerous import URLSafeTimedSerializer
 from werkzeug.exceptions import HTTPException
 
 from gateway.web.console import (  # imported for their routes and checks on bp
@@ -54,6 +56,7 @@ def init_app(app: Flask, *, csrf_exempt: Iterable[Blueprint]) -> None:
 
     settings = app.extensions["gateway.settings"]
     app.secret_key = settings.secret_key
+    app.session_interface = _CookieSessions()
     app.config.update(
         SESSION_COOKIE_NAME="gateway_console",
         SESSION_COOKIE_PATH="/console",
@@ -68,6 +71,31 @@ def init_app(app: Flask, *, csrf_exempt: Iterable[Blueprint]) -> None:
     app.jinja_env.globals.update(labels=formatting.LABELS)
     _protect_forms(app, settings.secret_key, csrf_exempt)
     app.add_url_rule("/", "root", lambda: redirect(url_for("console.home")))
+
+
+class _CookieSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, opened on every request, without the work a request
+    with no cookie at all (Twilio's webhooks, the API) does not need: Flask builds the cookie's
+    signer anew for each request and parses the Cookie header to find no session. Here the
+    signer is built once per set of keys, and a request without a Cookie header gets the empty
+    session Flask would have given it."""
+
+    def __init__(self) -> None:
+        self._signers: dict[tuple[Any, ...], URLSafeTimedSerializer | None] = {}
+
+    def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
+        keys = (app.secret_key, *(app.config["SECRET_KEY_FALLBACKS"] or ()))
+        try:
+            return self._signers[keys]
+        except KeyError:
+            signer = super().get_signing_serializer(app)
+            self._signers = {keys: signer}  # the keys of now only
+            return signer
+
+    def open_session(self, app: Flask, request: Any) -> SecureCookieSession | None:
+        if app.secret_key and not request.environ.get("HTTP_COOKIE"):
+            return self.session_class()
+        return super().open_session(app, request)
 
 
 def _protect_forms(app: Flask, secret_key: str, exempt: Iterable[Blueprint]) -> None:
