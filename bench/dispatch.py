@@ -9,8 +9,9 @@ are queued (N sized for about ten seconds at that rate), tests/twilio_server.py 
 process and answers each create after ``--latency`` seconds, and the dispatcher of one scheduler
 process drains the outbox (``Dispatcher.drain``, as ``flask scheduler`` runs it) in this process.
 
-Printed per scenario: messages/s over the span of the requests (first to last send start),
-the share of the configured rate, and this process's CPU (user + system, every thread) per
+Printed per scenario: messages/s over the span of the answers (Twilio's first answer to its
+last: ``sent_at``, recorded as each answer arrives; not ``send_started_at``, which a batch writes
+before its requests start, or the pacing slot it reserved), the share of the configured rate, and this process's CPU (user + system, every thread) per
 message: the gateway's own cost, without the database server's and the Twilio server's.
 
 The floor (``--no-floor`` leaves it out): the bare ``twilio`` SDK sending the same number of
@@ -22,7 +23,7 @@ local server), called from a ThreadPoolExecutor of ``--concurrency`` threads as
 a number of its own, with the text the gateway sends (the reminder rendered as the dispatcher
 renders it for implied consent; a note is printed if the gateway recorded another) and the
 gateway's status callback URL: nothing of the gateway around it, no database, no policy. Its
-figures are taken as the gateway's are: messages/s over the span of the send starts, and this
+figures are taken as the gateway's are: messages/s over the span of the answers, and this
 process's CPU (``time.process_time``, every thread) around the sending, per message.
 
 When it is measured: right before each unlimited scenario (rate 0), at that scenario's count
@@ -94,7 +95,7 @@ class Figures:
 
 
 def span_rate(sent: int, first: float, last: float) -> float:
-    """Messages/s from the first send start to the last (nan for fewer than two)."""
+    """Messages/s from the first answer to the last (nan for fewer than two)."""
     span = last - first
     return (sent - 1) / span if sent > 1 and span > 0 else float("nan")
 
@@ -122,22 +123,23 @@ def floor(count: int, concurrency: int, twilio_url: str, body: str) -> Figures:
     from gateway.services.transport import _HttpClient, transport_for
 
     # the timeout and base URL of the transport create_app builds for these settings
-    gateway_transport = transport_for(
-        account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, api_base_url=twilio_url
-    )
+    gateway_transport = transport_for(  # connections: as create_app sizes them
+        account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, api_base_url=twilio_url,
+        connections=concurrency + 4,
+    )  # fmt: skip
     http = _HttpClient(
-        timeout=gateway_transport.timeout, api_base_url=gateway_transport.api_base_url
-    )
+        timeout=gateway_transport.timeout, api_base_url=gateway_transport.api_base_url,
+        connections=gateway_transport.connections,
+    )  # fmt: skip
     gateway_transport.close()
     client = Client(ACCOUNT_SID, AUTH_TOKEN, http_client=http)
     messages = client.messages  # the SDK's lazy imports, before the clock starts
     callback = PUBLIC_BASE_URL + STATUS_CALLBACK_PATH
-    starts: list[float] = []
+    answers: list[float] = []
     failures: list[str] = []
     lock = threading.Lock()
 
     def send(n: int) -> None:
-        started = time.monotonic()
         try:
             messages.create(to=phone(n), from_=SENDER, body=body, status_callback=callback)
         except Exception as exc:  # noqa: BLE001 - counted and named, not raised
@@ -145,7 +147,7 @@ def floor(count: int, concurrency: int, twilio_url: str, body: str) -> Figures:
                 failures.append(type(exc).__name__)
             return
         with lock:
-            starts.append(started)
+            answers.append(time.monotonic())
 
     wall, cpu = time.monotonic(), time.process_time()
     try:
@@ -159,8 +161,8 @@ def floor(count: int, concurrency: int, twilio_url: str, body: str) -> Figures:
             http.session.close()
     if failures:
         print(f"floor: {len(failures)} sends failed ({', '.join(sorted(set(failures)))})")
-    sent = len(starts)
-    rate = span_rate(sent, min(starts), max(starts)) if starts else float("nan")
+    sent = len(answers)
+    rate = span_rate(sent, min(answers), max(answers)) if answers else float("nan")
     return Figures(sent, rate, cpu / max(sent, 1), wall)
 
 
@@ -248,8 +250,8 @@ def measure(app, count: int):
     with database.sessions() as session:
         first, last, sent = session.execute(
             select(
-                func.min(OutboundMessage.send_started_at),
-                func.max(OutboundMessage.send_started_at),
+                func.min(OutboundMessage.sent_at),
+                func.max(OutboundMessage.sent_at),
                 func.count(),
             ).where(OutboundMessage.status == "sent")
         ).one()  # fmt: skip

@@ -48,6 +48,8 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
         account_sid=settings.twilio_account_sid,
         auth_token=settings.twilio_auth_token,
         api_base_url=settings.twilio_api_base_url,
+        # the dispatcher's requests in flight, and the reconciliation's and the web's beside
+        connections=settings.dispatch_concurrency + 4,
     )
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(reminders_api.bp)

@@ -135,6 +135,8 @@ def to_gsm7(text: str) -> str:
     accents after a replaced or GSM-7 character are dropped.  Anything else stays as it is.
     Idempotent.
     """
+    if _GSM7.issuperset(text):  # GSM-7 already (NFC too: none of its characters decomposes)
+        return text
     clusters = list(_clusters(unicodedata.normalize("NFC", text)))
     plain = [_plain(cluster) for cluster in clusters]
     out: list[str] = []

@@ -36,17 +36,19 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import random
 import socket
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Flask
 
@@ -74,7 +76,8 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection
     from sqlalchemy.orm import Session
 
-log = logging.getLogger("gateway.dispatch")  # the name operators filter on
+log = logging.getLogger("gateway.dispatch")
+T = TypeVar("T")  # the name operators filter on
 
 STATUS_CALLBACK_PATH = "/webhooks/twilio/status"
 _IN_FLIGHT = (OutboxStatus.SENDING, OutboxStatus.UNCERTAIN)
@@ -587,8 +590,10 @@ class _Pipeline:
         self.broken = threading.Event()
         #: requests under way
         self.sending: set[Future[_Answer]] = set()
-        #: messages whose numbers another process held, each processed alone (``_alone``)
+        #: messages whose numbers were held, each processed alone (``_alone``)
         self.waiting: set[Future[list[tuple[OutboundMessage, Result]]]] = set()
+        #: futures of ``sending`` and ``waiting`` as they finish
+        self._done: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
 
     def __enter__(self) -> _Pipeline:
         if self.d.held.postgres:
@@ -669,22 +674,32 @@ class _Pipeline:
             return
         self._count(results)
         for send in sends:
-            self.sending.add(self.pool.submit(self.d.send, send, self.broken))
+            self.sending.add(self._submit(self.d.send, send, self.broken))
         sending = {s.message.id for s in sends}
         self._let_go(set().union(*(n for m, n in locked if m.id not in sending)))
         # after the sends: each waits for numbers held by a send before it, or elsewhere
         for message, mine in alone:
-            self.waiting.add(self.pool.submit(self._alone, message, mine))
+            self.waiting.add(self._submit(self._alone, message, mine))
 
     def collect(self) -> None:
         """Wait a moment for answers; record those in and let go of their numbers."""
-        pending = self.sending | self.waiting
-        done, _ = wait(pending, timeout=self.RECORD_EVERY, return_when=ALL_COMPLETED)
-        if not done:
-            done, _ = wait(pending, timeout=self.CHECK_EVERY, return_when=FIRST_COMPLETED)
-        if not done:
+        done: set[Future[Any]] = set()
+        try:
+            done.add(self._done.get(timeout=self.CHECK_EVERY))
+        except queue.Empty:
             self._check()
             return
+        until = time.monotonic() + self.RECORD_EVERY  # for more answers to record together
+        while len(done) < self.in_flight and (left := until - time.monotonic()) > 0:
+            try:
+                done.add(self._done.get(timeout=left))
+            except queue.Empty:
+                break
+        while True:
+            try:
+                done.add(self._done.get_nowait())
+            except queue.Empty:
+                break
         for future in done & self.waiting:
             self.waiting.discard(future)
             self._count(future.result())
@@ -702,6 +717,11 @@ class _Pipeline:
         self._let_go(set().union(*(a.send.numbers for a in answered)))
         self._count(results)
         self._count(self.d.fail(answer) for answer in failures)
+
+    def _submit(self, work: Callable[..., T], *args: Any) -> Future[T]:
+        future = self.pool.submit(work, *args)
+        future.add_done_callback(self._done.put)
+        return future
 
     def _alone(
         self, message: OutboundMessage, numbers: frozenset[str]

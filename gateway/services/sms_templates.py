@@ -100,6 +100,7 @@ def _environment() -> jinja2.Environment:
         loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
+        auto_reload=False,  # the templates ship with the code: no look at the disk per text
         lstrip_blocks=True,
     )
     environment.filters["when"] = when
@@ -107,7 +108,13 @@ def _environment() -> jinja2.Environment:
 
 
 def exists(name: str, language: str = FALLBACK_LANGUAGE) -> bool:
-    return (TEMPLATE_DIR / f"{name}.{language}.txt").is_file()
+    return f"{name}.{language}.txt" in _files()
+
+
+@cache
+def _files() -> frozenset[str]:
+    """The template files (read once: they ship with the code, and a deploy restarts)."""
+    return frozenset(p.name for p in TEMPLATE_DIR.glob("*.txt") if p.is_file())
 
 
 def render(name: str, language: str, **context: Any) -> str:

@@ -37,6 +37,7 @@ from typing import Any, Protocol, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
+from requests.adapters import HTTPAdapter
 from twilio.base.exceptions import TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
@@ -61,6 +62,9 @@ __all__ = [
 ]
 
 TWILIO_API_BASE_URL = "https://api.twilio.com"
+#: HTTP connections kept alive to Twilio, at least (requests' own default)
+DEFAULT_CONNECTIONS = 10
+
 #: Twilio error code: too many requests (concurrency or rate limit).
 TOO_MANY_REQUESTS = 20429
 
@@ -159,10 +163,19 @@ class _HttpClient(TwilioHttpClient):
     """The SDK's HTTP client with a fixed timeout, an optional base URL, and the last response
     kept per thread (the SDK's own ``_test_only_last_response`` is shared between threads)."""
 
-    def __init__(self, *, timeout: float, api_base_url: str | None) -> None:
+    def __init__(
+        self, *, timeout: float, api_base_url: str | None, connections: int = DEFAULT_CONNECTIONS
+    ) -> None:
         super().__init__(timeout=timeout)
         self._base = urlsplit(api_base_url.rstrip("/")) if api_base_url else None
         self._local = threading.local()
+        # as many kept-alive connections as requests in flight: a request beyond the pool's
+        # size (requests keeps 10) opens a connection of its own (TLS with Twilio) and drops it
+        self.connections = connections
+        adapter = HTTPAdapter(pool_maxsize=connections)
+        assert self.session is not None
+        for prefix in ("https://", "http://"):
+            self.session.mount(prefix, adapter)
 
     @property
     def last_response(self) -> Response | None:
@@ -222,13 +235,17 @@ class TwilioTransport:
         *,
         api_base_url: str | None = None,
         timeout: float = 10.0,
+        connections: int = DEFAULT_CONNECTIONS,
     ) -> None:
         if timeout <= 0:
             raise ValueError("timeout must be positive")
         self.account_sid = account_sid
         self.api_base_url = api_base_url.rstrip("/") if api_base_url else TWILIO_API_BASE_URL
         self.timeout = timeout
-        self._http = _HttpClient(timeout=timeout, api_base_url=api_base_url)
+        self.connections = connections
+        self._http = _HttpClient(
+            timeout=timeout, api_base_url=api_base_url, connections=connections
+        )
         self._client = Client(account_sid, auth_token, http_client=self._http)
 
     def close(self) -> None:
@@ -436,8 +453,11 @@ def transport_for(
     auth_token: str,
     api_base_url: str | None,
     timeout: float = 10.0,
+    connections: int = DEFAULT_CONNECTIONS,
 ) -> Transport:
-    """TwilioTransport when account_sid is set, else ConsoleTransport."""
+    """TwilioTransport when account_sid is set (``connections``: the HTTP connections it keeps
+    alive, one for each request it may have in flight), else ConsoleTransport."""
     if account_sid:
-        return TwilioTransport(account_sid, auth_token, api_base_url=api_base_url, timeout=timeout)
+        return TwilioTransport(account_sid, auth_token, api_base_url=api_base_url,
+                               timeout=timeout, connections=connections)  # fmt: skip
     return ConsoleTransport()

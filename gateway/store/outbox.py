@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import case, literal, or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -130,45 +131,66 @@ def transition_many(
 ) -> set[int]:
     """``transition`` for many messages at once: each message ``id`` in ``changes`` gets its own
     values ``changes[id]`` and ``common``, if it is still in ``expected`` (and leased by
-    ``owner``, and still for ``phones[id]``, if given). One UPDATE for each set of changed
-    columns (a ``CASE`` on the id where the values differ).
+    ``owner``, and still for ``phones[id]``, if given). One statement for each set of changed
+    columns, run for all its messages at once (``executemany``); when fewer rows than messages
+    moved (a lease lost, a number erased), one query finds which.
 
     Does not commit. Returns the ids updated.
     """
-    statuses = [expected] if isinstance(expected, OutboxStatus) else list(expected)
-    table = OutboundMessage.__table__
-    by_columns: dict[frozenset[str], list[int]] = defaultdict(list)
+    statuses = (expected,) if isinstance(expected, OutboxStatus) else tuple(expected)
+    by_columns: dict[tuple[str, ...], list[int]] = defaultdict(list)
     for message_id, values in changes.items():
-        by_columns[frozenset(values)].append(message_id)
+        by_columns[tuple(sorted(values))].append(message_id)
+    marker = utcnow()  # this call's updated_at: tells its rows from others'
+    fixed = {f"c_{name}": _plain(value) for name, value in common.items()}
+    fixed.update(m_updated_at=marker, m_owner=owner)
     moved: set[int] = set()
     for columns, ids in by_columns.items():
-        conditions = [table.c.id.in_(ids), table.c.status.in_([s.value for s in statuses])]
-        if owner is not None:
-            conditions.append(table.c.lease_owner == owner)
-        if phones is not None:
-            conditions.append(table.c.phone == _per_id(table.c.phone, {i: phones[i] for i in ids}))
-        values = {name: _plain(value) for name, value in common.items()}
-        for name in columns:
-            values[name] = _per_id(table.c[name], {i: _plain(changes[i][name]) for i in ids})
-        values.setdefault("updated_at", utcnow())
-        moved.update(session.scalars(update(table).where(*conditions).values(**values)
-                                     .returning(table.c.id)))  # fmt: skip
+        statement = _many_statement(
+            columns, tuple(sorted(common)), statuses, owner is not None, phones is not None
+        )
+        rows = [
+            {"m_id": i, **({"m_phone": phones[i]} if phones is not None else {}), **fixed,
+             **{f"v_{name}": _plain(changes[i][name]) for name in columns}}
+            for i in ids
+        ]  # fmt: skip
+        if session.execute(statement, rows).rowcount == len(ids):
+            moved.update(ids)
+        else:
+            table = OutboundMessage.__table__
+            moved.update(session.scalars(
+                select(table.c.id).where(table.c.id.in_(ids), table.c.updated_at == marker)
+            ))  # fmt: skip
     return moved
+
+
+@cache
+def _many_statement(
+    columns: tuple[str, ...],
+    common: tuple[str, ...],
+    statuses: tuple[OutboxStatus, ...],
+    owned: bool,
+    for_phone: bool,
+) -> Any:
+    """``transition_many``'s UPDATE for one set of columns, built once (its values are bound
+    parameters: ``v_`` a message's own, ``c_`` common, ``m_`` the match)."""
+    table = OutboundMessage.__table__
+    conditions = [
+        table.c.id == bindparam("m_id"),
+        or_(*(table.c.status == s.value for s in statuses)),  # executemany: no IN (...)
+    ]
+    if owned:
+        conditions.append(table.c.lease_owner == bindparam("m_owner"))
+    if for_phone:
+        conditions.append(table.c.phone == bindparam("m_phone", type_=table.c.phone.type))
+    values = {name: bindparam(f"v_{name}", type_=table.c[name].type) for name in columns}
+    values.update({name: bindparam(f"c_{name}", type_=table.c[name].type) for name in common})
+    values["updated_at"] = bindparam("m_updated_at", type_=table.c.updated_at.type)
+    return update(table).where(*conditions).values(**values)
 
 
 def _plain(value: Any) -> Any:
     return value.value if isinstance(value, OutboxStatus) else value
-
-
-def _per_id(column: Any, values: Mapping[int, Any]) -> Any:
-    """One value for every id, or a ``CASE`` on the id (each value typed as ``column``)."""
-    distinct = set(map(repr, values.values()))
-    if len(distinct) == 1:
-        return literal(next(iter(values.values())), column.type)
-    table = OutboundMessage.__table__
-    return case(
-        {i: literal(v, column.type) for i, v in values.items()}, value=table.c.id, else_=column
-    )
 
 
 #: an erased message's number is replaced by this prefix and a keyed hash

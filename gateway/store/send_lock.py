@@ -123,6 +123,22 @@ class FileLocks:
     def release(fd: int) -> None:
         os.close(fd)  # closing the file releases its lock
 
+    @staticmethod
+    def relock(fd: int) -> bool:
+        """Lock again, without waiting, a file ``unlock`` let go of (False: someone holds it)."""
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                return False
+            raise
+        return True
+
+    @staticmethod
+    def unlock(fd: int) -> None:
+        """Let go of the lock, keeping the file open for ``relock``."""
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
     @contextmanager
     def hold(self, phones: Iterable[str]) -> Iterator[None]:
         """Lock every number (in a fixed order: no two holders deadlock) for the block."""
@@ -243,6 +259,9 @@ class Held:
     waits (in a fixed order: no two waiting holders deadlock).
     """
 
+    #: lock files kept open, unlocked, for the next batch (at most)
+    IDLE_FILES = 256
+
     def __init__(self, engine: Engine) -> None:
         self.postgres = supported(engine.dialect.name)
         self.files = file_locks(engine)
@@ -250,6 +269,7 @@ class Held:
         self._wanted: Counter[str] = Counter()  # numbers ``take`` is (about to be) waiting for
         self._free = threading.Condition()
         self._stripes: dict[int, list[int]] = {}  # stripe -> [open file, numbers using it]
+        self._idle: dict[int, int] = {}  # stripe -> its file, open but unlocked
 
     def try_take(
         self, groups: Iterable[frozenset[str]], connection: Connection | None = None
@@ -350,7 +370,12 @@ class Held:
                 continue
             known = self._stripes.get(stripe)
             if known is None:
-                fd = files.acquire(stripe, blocking=False)
+                fd = self._idle.pop(stripe, None)
+                if fd is not None and not FileLocks.relock(fd):
+                    self._idle[stripe] = fd
+                    fd = None
+                elif fd is None:
+                    fd = files.acquire(stripe, blocking=False)
                 if fd is None:
                     self._drop(taken)
                     return False
@@ -383,8 +408,12 @@ class Held:
             known = self._stripes[stripe]
             known[1] -= 1
             if known[1] == 0:
-                FileLocks.release(known[0])
                 del self._stripes[stripe]
+                if len(self._idle) < self.IDLE_FILES:  # kept open: no open() next time
+                    FileLocks.unlock(known[0])
+                    self._idle[stripe] = known[0]
+                else:
+                    FileLocks.release(known[0])
 
 
 _held: weakref.WeakKeyDictionary[Engine, Held] = weakref.WeakKeyDictionary()
