@@ -11,8 +11,9 @@ process drains the outbox (``Dispatcher.drain``, as ``flask scheduler`` runs it)
 
 Printed per scenario: messages/s over the span of the answers (Twilio's first answer to its
 last: ``sent_at``, recorded as each answer arrives; not ``send_started_at``, which a batch writes
-before its requests start, or the pacing slot it reserved), the share of the configured rate, and this process's CPU (user + system, every thread) per
-message: the gateway's own cost, without the database server's and the Twilio server's.
+before its requests start, or the pacing slot it reserved), the share of the configured rate,
+and this process's CPU (user + system, every thread) per message: the gateway's own cost,
+without the database server's and the Twilio server's (SQLite's work is this process's).
 
 The floor (``--no-floor`` leaves it out): the bare ``twilio`` SDK sending the same number of
 messages, in this process, to the same Twilio-compatible server. It is ``twilio.rest.Client``
