@@ -34,6 +34,7 @@ not run dry between batches.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import os
 import queue
@@ -241,6 +242,8 @@ class Dispatcher:
         base = settings.public_base_url
         self.status_callback = base + STATUS_CALLBACK_PATH if base else None
         self._queued: Counter[str] = Counter()  # per sender: messages put back behind its pace
+        #: when the messages put back behind a sender's pace in this drain come due (a heap)
+        self._paced: list[datetime] = []
         self._queued_lock = threading.Lock()
 
     @classmethod
@@ -274,10 +277,12 @@ class Dispatcher:
         so that requests do not stop between batches. ``stop`` ends claiming; what was claimed
         is finished."""
         total = PassSummary()
-        exhausted = False
+        exhausted, self._paced = False, []
+        # the next batch is decided while this many requests of the last are still to come
+        ahead = max(self.concurrency, self.batch // 2)
         with self._pipeline(total) as pipeline:
             while True:
-                if not exhausted and pipeline.in_flight <= self.concurrency:
+                if not exhausted and pipeline.in_flight <= ahead:
                     if (stop is not None and stop.is_set()) or pipeline.broken.is_set():
                         exhausted = True
                         continue
@@ -286,13 +291,33 @@ class Dispatcher:
                     exhausted = len(claimed) < self.batch
                     pipeline.start(claimed)
                     continue
-                if not pipeline.busy:
+                if pipeline.busy:
+                    pipeline.collect()
+                elif self._wait_for_paced(stop):
+                    exhausted = False  # what waits behind a sender's pace comes due
+                else:
                     break
-                pipeline.collect()
         self._queued.clear()
         if total.claimed:
             log.info("dispatch: %s", total)
         return total
+
+    def _wait_for_paced(self, stop: threading.Event | None) -> bool:
+        """Wait for the next message put back behind a sender's pace in this drain to come
+        due, if it does within the pacer's horizon; False when there is none to wait for (or
+        ``stop`` was set)."""
+        if not self._paced:
+            return False
+        delay = (heapq.heappop(self._paced) - self.clock()).total_seconds()
+        if delay > self.pacer.horizon:
+            self._paced.clear()  # the next drain takes them
+            return False
+        if delay > 0 and (stop.wait(delay) if stop is not None else time.sleep(delay)):
+            return False  # stopped
+        now = self.clock()
+        while self._paced and self._paced[0] <= now:  # due as well: the claim takes them
+            heapq.heappop(self._paced)
+        return True
 
     def _claim(self) -> list[OutboundMessage]:
         with self.database.sessions() as session:
@@ -406,7 +431,11 @@ class Dispatcher:
                 self._queued[sender] += len(indices) - len(reserved)
             for k, n in enumerate(indices[len(reserved) :]):
                 message = chosen[n][0]
-                until = datetime.fromtimestamp(next_free + (ahead + k) / rate, UTC)
+                # due half a horizon before its slot: claimed again while the sender still
+                # has slots reserved ahead, its slot follows theirs with no gap
+                slot = next_free + (ahead + k) / rate
+                until = datetime.fromtimestamp(slot - self.pacer.horizon / 2, UTC)
+                heapq.heappush(self._paced, until)
                 leave[message.id] = (message, Result(Outcome.PACED), {
                     "status": OutboxStatus.SCHEDULED, "next_attempt_at": until,
                     "reason": f"waiting for the sender's rate limit ({rate:g}/s)",
