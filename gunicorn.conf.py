@@ -15,7 +15,7 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 def on_starting(server):
     """A new server: forget the metric files of processes that are gone (a previous run's);
     a scheduler already writing to the directory keeps its own."""
-    from gateway.services.metrics import remove_stale_files
+    from gateway.metric_files import remove_stale_files
 
     path = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     os.makedirs(path, exist_ok=True)

@@ -6,18 +6,22 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask, jsonify
-from werkzeug.exceptions import HTTPException
-
-from gateway.config import load_settings
+if TYPE_CHECKING:
+    from flask import Flask
 
 log = logging.getLogger("gateway")  # the name operators filter on
 
 
 def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
     """Build the app from the environment; ``test_config`` overrides environment variables."""
+    # imported here, not with the package: gunicorn's master process imports the package for
+    # its logger class (``gateway.core.logs``) and never builds the app
+    from flask import Flask
+
+    from gateway.config import load_settings
+
     env = {**os.environ, **(test_config or {})}
     instance_path = env.get("GATEWAY_INSTANCE_PATH") or None
     app = Flask(__name__, instance_path=instance_path)
@@ -76,6 +80,9 @@ def create_app(test_config: Mapping[str, str] | None = None) -> Flask:
 
 
 def _register_error_handlers(app: Flask) -> None:
+    from flask import jsonify
+    from werkzeug.exceptions import HTTPException
+
     from gateway.store.db import DatabaseUnavailable, NoConnectionFree
 
     @app.errorhandler(HTTPException)

@@ -35,6 +35,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from gateway.metric_files import remove_stale_files  # noqa: F401 - where callers look
 from gateway.store import db
 
 if TYPE_CHECKING:
@@ -284,31 +285,3 @@ def serve_scheduler_metrics(port: int, addr: str = "127.0.0.1") -> None:
 
     start_http_server(port, addr=addr)
     log.info("scheduler metrics on http://%s:%s/metrics", addr, port)
-
-
-def remove_stale_files(path: str) -> int:
-    """Delete the files of processes that are gone (a previous run's), keep the live ones' (a
-    scheduler already writing to the same directory); returns how many were deleted."""
-    removed = 0
-    for name in os.listdir(path):
-        if not name.endswith(".db"):
-            continue
-        pid = name.rsplit("_", 1)[-1][: -len(".db")]
-        if pid.isdigit() and _alive(int(pid)):
-            continue
-        try:
-            os.remove(os.path.join(path, name))
-            removed += 1
-        except FileNotFoundError:
-            pass
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
