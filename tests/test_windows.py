@@ -10,8 +10,8 @@ import time_machine
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.core import phone
-from gateway.core.windows import Window, contains, next_opening, zones_for
+from gateway.core import phone, windows
+from gateway.core.windows import Window, contains, is_zone, next_opening, zones_for
 
 NY, CHI = "America/New_York", "America/Chicago"
 EASTERN, CENTRAL = ZoneInfo(NY), ZoneInfo(CHI)
@@ -206,6 +206,24 @@ def test_zones_for_prefers_contact_then_number_then_practice() -> None:
     assert zones_for(None, phone.time_zones("+18005550100"), NY) == (NY,)  # toll-free
     assert zones_for(None, (CHI, NY, CHI), NY) == (CHI, NY)
     assert zones_for(None, ("Etc/Unknown", "Not/A_Zone"), "America/Phoenix") == ("America/Phoenix",)
+
+
+def test_is_zone_says_whether_zones_for_takes_a_contacts_zone() -> None:
+    assert is_zone("America/Denver")
+    for name in (None, "", "Mars/Olympus_Mons", "America/New_York "):
+        assert not is_zone(name)
+
+
+def test_offset_changes_are_found_whatever_the_range_around_them() -> None:
+    change = datetime(2026, 3, 8, 7, 0, tzinfo=UTC)  # 02:00 EST -> 03:00 EDT
+    zone = ZoneInfo(NY)
+    for start in (change - timedelta(days=3, minutes=17), change - timedelta(seconds=1)):
+        for end in (change, change + timedelta(hours=5, seconds=3), change + timedelta(days=9)):
+            assert list(windows._offset_changes(zone, start, end)) == [change]
+    assert list(windows._offset_changes(zone, change, change + timedelta(days=2))) == []
+    fall_back = datetime(2026, 11, 1, 6, 0, tzinfo=UTC)
+    year = list(windows._offset_changes(zone, change - timedelta(days=1), fall_back))
+    assert year == [change, fall_back]
 
 
 def test_a_chicago_number_of_a_new_york_practice_waits_for_chicago() -> None:

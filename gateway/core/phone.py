@@ -101,10 +101,17 @@ def time_zones(e164: str) -> tuple[str, ...]:
     ``data/nanp_area_code_zones.csv`` (public sources named in the file).
     """
     try:
-        number = parse(e164)
-    except InvalidPhoneNumber:
+        number = phonenumbers.parse(e164, DEFAULT_REGION)
+    except phonenumbers.NumberParseException:
         return ()
-    zones = pn_timezone.time_zones_for_number(number)
+    # what ``parse`` checks, the number's type found once: valid means a known type
+    kind = phonenumbers.number_type(number)
+    if number.extension or kind == phonenumbers.PhoneNumberType.UNKNOWN:
+        return ()
+    if pn_timezone.is_number_type_geographical(kind, number.country_code):
+        zones = pn_timezone.time_zones_for_geographical_number(number)
+    else:  # toll-free, non-geographic: rare
+        zones = pn_timezone.time_zones_for_number(number)
     zones = tuple(z for z in zones if z != _UNKNOWN_ZONE)
     zones = zones if 0 < len(zones) <= 4 else ()
     if number.country_code == 1:

@@ -24,9 +24,11 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
+from typing import TypeGuard
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-__all__ = ["Window", "contains", "next_opening", "zones_for"]
+__all__ = ["Window", "contains", "is_zone", "next_opening", "zones_for"]
 
 _DAY = timedelta(days=1)
 #: offsets are sampled this often to find the changes between them (a zone never changes its
@@ -103,10 +105,16 @@ def zones_for(
     The contact's own zone when set and a known IANA name; else the known zones of the number's
     prefix (in order, without repeats) when there are any; else the practice's zone.
     """
-    if contact_zone and _is_zone(contact_zone):
+    if is_zone(contact_zone):
         return (contact_zone,)
     known = tuple(dict.fromkeys(z for z in number_zones if _is_zone(z)))
     return known or (practice_zone,)
+
+
+def is_zone(name: str | None) -> TypeGuard[str]:
+    """Whether ``name`` is a known IANA zone name (``zones_for`` then takes a contact's zone as
+    it is, and needs no other)."""
+    return bool(name) and _is_zone(name)
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -184,13 +192,28 @@ def _wall(instant: datetime, zone: ZoneInfo) -> datetime:
 
 def _offset_changes(zone: ZoneInfo, first: datetime, last: datetime) -> Iterator[datetime]:
     """The instants in (first, last] at which ``zone`` changes its UTC offset."""
-    previous, previous_offset = first, first.astimezone(zone).utcoffset()
+    day = first.astimezone(UTC).date()
+    while day <= last.astimezone(UTC).date():
+        for change in _day_changes(zone, day):
+            if first < change <= last:
+                yield change
+        day += _DAY
+
+
+@lru_cache(maxsize=4096)
+def _day_changes(zone: ZoneInfo, day: date) -> tuple[datetime, ...]:
+    """The instants in (day 00:00 UTC, next day 00:00 UTC] at which ``zone`` changes its UTC
+    offset (kept: every recipient of a zone shares them, and the next openings ask for weeks)."""
+    previous = datetime.combine(day, time(0), UTC)
+    previous_offset, last = previous.astimezone(zone).utcoffset(), previous + _DAY
+    changes = []
     while previous < last:
-        current = min(previous + _SAMPLE, last)
+        current = previous + _SAMPLE
         current_offset = current.astimezone(zone).utcoffset()
         if current_offset != previous_offset:
-            yield _change_between(zone, previous, current)
+            changes.append(_change_between(zone, previous, current))
         previous, previous_offset = current, current_offset
+    return tuple(changes)
 
 
 def _change_between(zone: ZoneInfo, before: datetime, after: datetime) -> datetime:

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -32,6 +32,7 @@ from gateway.store.models import ConsentEvent, Contact, OutboundMessage, Suppres
 from gateway.store.privacy import phone_hash
 
 if TYPE_CHECKING:
+    from sqlalchemy import Row
     from sqlalchemy.orm import Session
 
 
@@ -53,18 +54,27 @@ class Gathered:
 Key = tuple[str, str]
 
 
-def _contacts(session: Session, keys: Iterable[Key]) -> dict[Key, Contact]:
-    """The contact records of ``keys`` (one query; numbers without a record left out)."""
+_CONTACTS = Contact.__table__
+#: what decisions read of a contact record (rows, not ORM objects: cheaper to load)
+_CONTACT_COLUMNS = [_CONTACTS.c[name] for name in (
+    "practice", "phone", "language", "unreachable", "time_zone", "do_not_text", "alternate_phone",
+    "date_of_birth", "guardian_phone",
+)]  # fmt: skip
+
+
+def _contacts(session: Session, keys: Iterable[Key]) -> dict[Key, Row[Any]]:
+    """The contact records of ``keys`` (one query; numbers without a record left out): rows
+    of ``_CONTACT_COLUMNS``."""
     wanted = set(keys)
     if not wanted:
         return {}
-    rows = session.scalars(
-        select(Contact).where(
-            Contact.practice.in_({p for p, _ in wanted}),
-            Contact.phone.in_({n for _, n in wanted}),
+    rows = session.execute(
+        select(*_CONTACT_COLUMNS).where(
+            _CONTACTS.c.practice.in_({p for p, _ in wanted}),
+            _CONTACTS.c.phone.in_({n for _, n in wanted}),
         )
     )
-    return {(c.practice, c.phone): c for c in rows if (c.practice, c.phone) in wanted}
+    return {key: c for c in rows if (key := (c.practice, c.phone)) in wanted}
 
 
 def numbers(session: Session, practice: str, number: str) -> frozenset[str]:
@@ -100,11 +110,22 @@ def gather(
     ``hash_key`` the key of the suppression list's hashes (``Settings.hash_key``).
     """
     patients = _contacts(session, {(m.practice, m.phone) for m in messages})
-    resolved: dict[int, tuple[recipients.Recipient, policy.Facts]] = {}
+    # per practice: its local date, its limits (one Limits shared by its messages)
+    local: dict[str, tuple[date, policy.Limits]] = {}
+    for name in {m.practice for m in messages}:
+        practice = practices[name]
+        local[name] = (
+            now.astimezone(ZoneInfo(practice.time_zone)).date(),
+            policy.Limits(
+                marketing_per_day=practice.marketing_per_day,
+                transactional_per_day=practice.transactional_per_day,
+                transactional_per_week=practice.transactional_per_week,
+            ),
+        )
+    resolved: dict[int, tuple[recipients.Recipient, Category]] = {}
     for message in messages:
         practice = practices[message.practice]
         patient = patients.get((message.practice, message.phone))
-        today = now.astimezone(ZoneInfo(practice.time_zone)).date()
         person = recipients.Person(
             phone=message.phone,
             date_of_birth=patient.date_of_birth if patient else None,
@@ -113,28 +134,10 @@ def gather(
             do_not_text=bool(patient and patient.do_not_text),
         )
         category = Category(message.category)
-        recipient = recipients.resolve(
-            person, category, today, minimum_age=practice.minimum_age,
+        resolved[message.id] = (recipients.resolve(
+            person, category, local[message.practice][0], minimum_age=practice.minimum_age,
             guardian_required_under=practice.guardian_required_under,
-        )  # fmt: skip
-        # the message's and its practice's facts; the recipient's once someone may receive it
-        resolved[message.id] = (
-            recipient,
-            policy.Facts(
-                expires_at=message.expires_at,
-                consent_status=ConsentStatus.NONE,
-                consent_allows=False,
-                category=category,
-                has_sender=category in practice.senders,
-                recipient_block=recipient.block,
-                window=practice.windows[category],
-                limits=policy.Limits(
-                    marketing_per_day=practice.marketing_per_day,
-                    transactional_per_day=practice.transactional_per_day,
-                    transactional_per_week=practice.transactional_per_week,
-                ),
-            ),
-        )
+        ), category)  # fmt: skip
     reached = {
         (m.practice, resolved[m.id][0].phone)
         for m in messages
@@ -148,28 +151,39 @@ def gather(
 
     out = {}
     for message in messages:
-        recipient, facts = resolved[message.id]
+        recipient, category = resolved[message.id]
+        practice = practices[message.practice]
         patient = patients.get((message.practice, message.phone))
         patient_language = patient.language if patient else None
-        if recipient.phone is None:
+        # the message's and its practice's facts; the recipient's once someone may receive it
+        common = {
+            "expires_at": message.expires_at,
+            "category": category,
+            "has_sender": category in practice.senders,
+            "recipient_block": recipient.block,
+            "window": practice.windows[category],
+            "limits": local[message.practice][1],
+        }
+        to = recipient.phone
+        if to is None:
+            facts = policy.Facts(consent_status=ConsentStatus.NONE, consent_allows=False, **common)
             out[message.id] = Gathered(facts, None, None, patient_language)
             continue
-        to = recipient.phone
         key = (message.practice, to)
         target = contacts.get(key)
-        status = consent[key][facts.category]
-        facts = replace(
-            facts,
+        status = consent[key][category]
+        zone = target.time_zone if target else None
+        facts = policy.Facts(
             consent_status=status,
-            consent_allows=consent_rules.may_send_in(facts.category, status),
+            consent_allows=consent_rules.may_send_in(category, status),
             unreachable=target.unreachable if target else None,
+            # the number's zones only when the contact's own is not a known one
             zones=windows.zones_for(
-                target.time_zone if target else None,
-                phone.time_zones(to),
-                practices[message.practice].time_zone,
+                zone, () if windows.is_zone(zone) else phone.time_zones(to), practice.time_zone
             ),
-            recent_sends=tuple(recent.get((*key, facts.category), ())),
-            suppressed=(*key, facts.category) in suppressed,
+            recent_sends=tuple(recent.get((*key, category), ())),
+            suppressed=(*key, category) in suppressed,
+            **common,
         )
         out[message.id] = Gathered(facts, to, target.language if target else None,
                                    patient_language)  # fmt: skip
