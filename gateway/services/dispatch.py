@@ -23,7 +23,9 @@ the requests:
    housekeeping marks them ``uncertain`` and reconciliation asks Twilio before anything is sent
    again.
 5. **Send** on a thread pool (``concurrency`` requests in flight), each at its slot, outside
-   any transaction; a request does not start once the pipeline's database connection failed.
+   any transaction; a request does not start once the pipeline has found its database
+   connection failed (it finds out when it next uses it: recording answers, or a check when
+   nothing was answered for a while).
 6. **Record** the answers as they come, in bulk (every ``_Pipeline.RECORD_EVERY`` at most), then
    let go of their numbers; a permanent failure is recorded after that, since a 21610 records
    an opt-out, which takes the number's lock.
@@ -485,8 +487,8 @@ class Dispatcher:
     # --- a request (a thread of the pool) ----------------------------------------------------
 
     def send(self, send: _Send, broken: threading.Event) -> _Answer:
-        """Make the request at its slot, unless the pipeline's connection failed meanwhile
-        (the number's lock may be gone with it)."""
+        """Make the request at its slot, unless the pipeline found its connection failed
+        meanwhile (the number's lock may be gone with it)."""
         if send.slot is not None:
             self.pacer.wait(send.slot)  # the number's lock is held: no STOP slips in
         if broken.is_set():
