@@ -19,10 +19,11 @@ the app's settings and a console transport, so the bench follows the dispatcher 
   passed it in an untimed first run (pure);
 - **batched**: what ``Dispatcher.prepare`` and ``_Pipeline.start`` do for a claimed batch
   (``--batch``, default ``GATEWAY_DISPATCH_BATCH``), but the locks, the pacing and the writes:
-  in one read transaction a batch, the numbers each reminder may go to (``facts.numbers_of``)
-  and the batch's facts (``facts.gather``); then per reminder ``Dispatcher._decide`` (the text
-  rendered by ``reminders.render_text``, then ``policy.decide``). Reported as dispatched, and
-  without the rendering (``render_text`` then hands back the text it rendered in the first run);
+  in one read transaction a batch, the patients' contacts (``facts.contacts``, read once), the
+  numbers each reminder may go to (``numbers_in``) and the batch's facts (``facts.gather``);
+  then per reminder ``Dispatcher._decide`` (the text rendered by ``reminders.render_text``, then
+  ``policy.decide``). Reported as dispatched, and without the rendering (``render_text`` then
+  hands back the text it rendered in the first run);
 - **one by one**: the same with batches of one reminder (a transaction and up to six queries a
   reminder), the cost when fact gathering is not batched; over a fifth of the reminders.
 
@@ -212,9 +213,11 @@ def decide_batches(dispatcher: Any, messages: list[Any], batch: int) -> tuple[Co
         chunk = messages[start : start + batch]
         began = clock()
         with sessions() as session:  # one read transaction: _Pipeline.start's and prepare's
-            numbers = facts.numbers_of(session, {(m.practice, m.phone) for m in chunk})
+            keys = {(m.practice, m.phone) for m in chunk}
+            patients = facts.contacts(session, keys)  # as the dispatcher: read once a batch
+            numbers = facts.numbers_in(patients, keys)
             found = facts.gather(session, chunk, settings.practices, now=NOW,
-                                 hash_key=settings.hash_key)  # fmt: skip
+                                 hash_key=settings.hash_key, patients=patients)  # fmt: skip
         gathered = clock()
         for message in chunk:
             mine = numbers[(message.practice, message.phone)]

@@ -45,7 +45,7 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -342,13 +342,15 @@ class Dispatcher:
         session: Session,
         locked: list[tuple[OutboundMessage, frozenset[str]]],
         leave: Leave,
+        patients: Mapping[tuple[str, str], Any] | None = None,
     ) -> tuple[list[_Send], list[tuple[OutboundMessage, Result]]]:
         """Decide each ``locked`` message (its numbers locked) and leave every message in
         ``leave`` (decided already) and every one decided not to be sent as decided; move the
-        others to ``sending``; in bulk. Returns the sends and the others' results. Commits."""
+        others to ``sending``; in bulk (``patients``: their contact records, if read already:
+        ``facts.contacts``). Returns the sends and the others' results. Commits."""
         now = self.clock()
         found = facts.gather(session, [m for m, _ in locked], self.settings.practices, now=now,
-                             hash_key=self.settings.hash_key)  # fmt: skip
+                             hash_key=self.settings.hash_key, patients=patients)  # fmt: skip
         session.commit()  # end the reads: no transaction is held while reserving slots
         chosen: list[tuple[OutboundMessage, frozenset[str], Text, str]] = []
         for message, numbers in locked:
@@ -688,7 +690,9 @@ class _Pipeline:
         alone: list[tuple[OutboundMessage, frozenset[str]]] = []
         try:
             with self.session() as session:
-                numbers = facts.numbers_of(session, {(m.practice, m.phone) for m in rest})
+                keys = {(m.practice, m.phone) for m in rest}
+                patients = facts.contacts(session, keys)
+                numbers = facts.numbers_in(patients, keys)
                 session.rollback()
             first, later = _one_per_number(rest, numbers)
             taken = self.d.held.try_take([n for _, n in first], self.connection)
@@ -697,7 +701,7 @@ class _Pipeline:
             alone += [(m, numbers[(m.practice, m.phone)]) for m in later]
             self.d.held.want(n for _, mine in alone for n in mine)
             with self.session() as session:
-                sends, results = self.d.prepare(session, locked, leave)
+                sends, results = self.d.prepare(session, locked, leave, patients)
         except Exception:
             log.exception("dispatch of a batch failed; housekeeping will take it back")
             self._let_go(set().union(*(n for _, n in locked)))

@@ -9,8 +9,8 @@ the recipient in the last ``policy.RECENT``, and the suppression list. What the 
 (``body_chars``, ``body_segments``, ``confirms_opt_in``) the caller fills in once it has rendered
 it.
 
-Queries for a whole batch, whatever its size: the patients' contacts; the other recipients'
-(guardians, alternate numbers) when there are any; then, when anyone may receive a text, the
+Queries for a whole batch, whatever its size: the patients' contacts (unless the caller read
+them: ``contacts``); the other recipients' (guardians, alternate numbers) when there are any; then, when anyone may receive a text, the
 recipients' consent events, their recent sends and the suppression list: five at most.
 """
 
@@ -62,9 +62,9 @@ _CONTACT_COLUMNS = [_CONTACTS.c[name] for name in (
 )]  # fmt: skip
 
 
-def _contacts(session: Session, keys: Iterable[Key]) -> dict[Key, Row[Any]]:
+def contacts(session: Session, keys: Iterable[Key]) -> dict[Key, Row[Any]]:
     """The contact records of ``keys`` (one query; numbers without a record left out): rows
-    of ``_CONTACT_COLUMNS``."""
+    of what decisions read of them, for ``numbers_in`` and ``gather``."""
     wanted = set(keys)
     if not wanted:
         return {}
@@ -86,7 +86,12 @@ def numbers(session: Session, practice: str, number: str) -> frozenset[str]:
 def numbers_of(session: Session, keys: Iterable[Key]) -> dict[Key, frozenset[str]]:
     """``numbers`` for each of ``keys`` (one query for all)."""
     wanted = set(keys)
-    found = _contacts(session, wanted)
+    return numbers_in(contacts(session, wanted), wanted)
+
+
+def numbers_in(found: Mapping[Key, Row[Any]], keys: Iterable[Key]) -> dict[Key, frozenset[str]]:
+    """``numbers`` for each of ``keys``, from their contact records (``contacts``)."""
+    wanted = set(keys)
     out = {}
     for key in wanted:
         contact = found.get(key)
@@ -102,14 +107,19 @@ def gather(
     *,
     now: datetime,
     hash_key: str,
+    patients: Mapping[Key, Row[Any]] | None = None,
 ) -> dict[int, Gathered]:
     """The facts of each of ``messages`` at ``now`` (aware UTC), by message id, read in
     ``session``'s transaction (five queries at most, see the module's notes).
 
     ``practices``: the practices of the settings (every message's practice must be there);
-    ``hash_key`` the key of the suppression list's hashes (``Settings.hash_key``).
+    ``hash_key`` the key of the suppression list's hashes (``Settings.hash_key``);
+    ``patients``: the patients' contact records if the caller read them already (``contacts``:
+    the dispatcher does, for the numbers it locks; a contact's fields are not what the locks
+    guard, consent is, and that is read here).
     """
-    patients = _contacts(session, {(m.practice, m.phone) for m in messages})
+    if patients is None:
+        patients = contacts(session, {(m.practice, m.phone) for m in messages})
     # per practice: its local date, its limits (one Limits shared by its messages)
     local: dict[str, tuple[date, policy.Limits]] = {}
     for name in {m.practice for m in messages}:
@@ -143,8 +153,8 @@ def gather(
         for m in messages
         if resolved[m.id][0].phone is not None
     }
-    others = _contacts(session, reached - patients.keys()) if reached - patients.keys() else {}
-    contacts = {**patients, **others}
+    others = contacts(session, reached - patients.keys()) if reached - patients.keys() else {}
+    known = {**patients, **others}
     consent = _consent(session, reached, practices, now)
     recent = _recent_sends(session, reached, now - policy.RECENT)
     suppressed = _suppressed(session, reached, hash_key)
@@ -170,7 +180,7 @@ def gather(
             out[message.id] = Gathered(facts, None, None, patient_language)
             continue
         key = (message.practice, to)
-        target = contacts.get(key)
+        target = known.get(key)
         status = consent[key][category]
         zone = target.time_zone if target else None
         facts = policy.Facts(
