@@ -724,12 +724,8 @@ class _Pipeline:
         except queue.Empty:
             self._check()
             return
-        until = time.monotonic() + self.RECORD_EVERY  # for more answers to record together
-        while len(done) < self.in_flight and (left := until - time.monotonic()) > 0:
-            try:
-                done.add(self._done.get(timeout=left))
-            except queue.Empty:
-                break
+        if self.in_flight > 1:  # for more answers to record together (one wake-up for them)
+            time.sleep(self.RECORD_EVERY)
         while True:
             try:
                 done.add(self._done.get_nowait())

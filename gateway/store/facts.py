@@ -10,8 +10,9 @@ the recipient in the last ``policy.RECENT``, and the suppression list. What the 
 it.
 
 Queries for a whole batch, whatever its size: the patients' contacts (unless the caller read
-them: ``contacts``); the other recipients' (guardians, alternate numbers) when there are any; then, when anyone may receive a text, the
-recipients' consent events, their recent sends and the suppression list: five at most.
+them: ``contacts``); the other recipients' (guardians, alternate numbers) when there are any;
+then, when anyone may receive a text, the recipients' consent events, their recent sends and the
+suppression list: five at most.
 """
 
 from __future__ import annotations

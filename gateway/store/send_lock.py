@@ -25,6 +25,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import resource
 import threading
 import time
 import weakref
@@ -259,8 +260,9 @@ class Held:
     waits (in a fixed order: no two waiting holders deadlock).
     """
 
-    #: lock files kept open, unlocked, for the next batch (at most)
-    IDLE_FILES = 256
+    #: lock files kept open, unlocked, for the next batch: every stripe, within a quarter of
+    #: the process's open-file limit
+    IDLE_FILES = min(1024, resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 4)
 
     def __init__(self, engine: Engine) -> None:
         self.postgres = supported(engine.dialect.name)
