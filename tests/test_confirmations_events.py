@@ -757,6 +757,10 @@ def test_what_reconciliation_learns_is_reported(gateway, traveller):
         database, settings = gateway.app.extensions["gateway.db"], gateway.app.extensions[
             "gateway.settings"]  # fmt: skip
         now = datetime.now(UTC)
+        transport.close()
+        # the short timeout was for the create alone: looking up must not depend on the speed
+        # of a busy machine
+        transport = TwilioTransport(account, AUTH_TOKEN, api_base_url=server.url, timeout=60)
         assert reconcile.run(database, settings, transport, now=now + timedelta(minutes=1)) == {
             "found": 1}  # fmt: skip
         (message,) = server.messages
