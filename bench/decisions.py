@@ -62,7 +62,7 @@ TARGETS = {"sqlite": 20_000, "postgresql": 5_000}
 class Timing:
     """Seconds spent, over one run, per part of the decision."""
 
-    #: the read transactions: ``facts.numbers_of`` and ``facts.gather``
+    #: the read transactions: ``facts.contacts`` and ``facts.gather``
     gather: float = 0.0
     #: ``Dispatcher._decide``: the text rendered, then ``policy.decide``
     decide: float = 0.0

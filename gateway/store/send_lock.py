@@ -2,10 +2,12 @@
 
 Without this, a STOP committed between the dispatcher's consent check and its request to Twilio
 would be followed by a text, and two dispatchers could each find a number under its frequency
-cap and both send. The dispatcher holds an advisory lock on the recipient's number from the
-consent check until Twilio has answered; recording a consent event takes the same lock for the
-rest of its transaction. So a STOP waits for a send already under way (at most one Twilio round
-trip), and a send that starts after the STOP committed reads it.
+cap and both send. The dispatcher holds an advisory lock on each number a message may go to
+from the consent check until Twilio's answer is recorded (a batch's numbers at once, without
+waiting: ``Held``); recording a consent event takes the same lock for the rest of its
+transaction. So a STOP waits for a send already under way (one Twilio round trip, and the
+moment its batch takes to record the answer), and a send that starts after the STOP committed
+reads it.
 
 Session-level locks go with the connection: a dispatcher that dies releases them.
 
