@@ -111,6 +111,9 @@ def app_config(database_url: str, instance: Path, **overrides: str) -> dict[str,
         "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
         "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
         "GATEWAY_ENV": "test",
+        # a statement's deadline a busy machine cannot outrun (production's is 3 s); the tests of
+        # that deadline set it back (test_db_outage)
+        "GATEWAY_DATABASE_TIMEOUT": "30",
         **overrides,
     }
 

@@ -45,7 +45,8 @@ def test_webhooks_answer_503_promptly_when_the_database_goes_silent(
     # the gateway's own connect bound, not the tests' patient one (conftest's connect_timeout)
     url = make_url(database_url).difference_update_query(["connect_timeout"])
     with TcpProxy((url.host or "127.0.0.1", url.port or 5432)) as proxy:
-        app = make_app(url.set(port=proxy.port).render_as_string(hide_password=False))
+        app = make_app(url.set(port=proxy.port).render_as_string(hide_password=False),
+                       GATEWAY_DATABASE_TIMEOUT="3")  # production's deadline, the one under test
         try:
             outage(app, proxy, kind)
         finally:  # the database is shared by the session's tests
