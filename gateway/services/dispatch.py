@@ -71,7 +71,7 @@ from gateway.services.transport import (
     Transport,
 )
 from gateway.store import event_outbox, facts, outbox, send_lock
-from gateway.store.db import Database, ping, session_on
+from gateway.store.db import Database, DatabaseFailure, ping, session_on
 from gateway.store.models import OutboundMessage, utcnow
 from gateway.store.pacing import Busy, Pacer, Slot
 
@@ -659,7 +659,7 @@ class _Pipeline:
         try:
             with session_on(connection) as session:
                 yield session
-        except Exception:
+        except DatabaseFailure:  # the connection, and its locks, may be gone (not a bug's error)
             if connection is self.connection:
                 self.broken.set()
             raise

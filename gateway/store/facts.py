@@ -80,14 +80,9 @@ def contacts(session: Session, keys: Iterable[Key]) -> dict[Key, Row[Any]]:
 
 def numbers(session: Session, practice: str, number: str) -> frozenset[str]:
     """Every number a message to ``number`` may go to: itself, and the guardian's and the
-    alternate number on its contact record (one query)."""
-    return numbers_of(session, [(practice, number)])[(practice, number)]
-
-
-def numbers_of(session: Session, keys: Iterable[Key]) -> dict[Key, frozenset[str]]:
-    """``numbers`` for each of ``keys`` (one query for all)."""
-    wanted = set(keys)
-    return numbers_in(contacts(session, wanted), wanted)
+    alternate number on its contact record (one query; a batch: ``contacts``, ``numbers_in``)."""
+    key = (practice, number)
+    return numbers_in(contacts(session, [key]), [key])[key]
 
 
 def numbers_in(found: Mapping[Key, Row[Any]], keys: Iterable[Key]) -> dict[Key, frozenset[str]]:
